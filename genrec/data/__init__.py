@@ -1,0 +1,1 @@
+"""Data: catalog, sequences, preprocessing, splits and loaders."""

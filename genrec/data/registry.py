@@ -1,0 +1,110 @@
+"""The explicit table of dataset names and where their files are looked for.
+
+A dataset's folder is searched in this order: the ``data_dir`` argument (``--data-dir``; either
+the folder itself or a parent holding ``<name>/``), ``$GENREC_DATA_DIR/<name>``,
+``../shared/datasets/<name>`` from the working directory and from the repository root, and the
+download cache ``$GENREC_CACHE/datasets/<name>`` (default ``~/.cache/genrec``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from genrec.errors import GenrecError, UnknownNameError
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    loader: str  # "module:function(folder) -> Dataset"
+    description: str
+    folder: str | None = None  # None: generated, no files
+    required: tuple[str, ...] = ()  # files that must be in the folder
+    url: str | None = None  # official download (a zip), if there is one
+    sha256: str | None = None
+    default_split: str = "loo"
+    default_preprocess: dict = field(default_factory=lambda: {"user": "gpt4rec", "loo": "standard", "temporal": "standard"})
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "demo": DatasetSpec("genrec.data.loaders.demo:make_demo_shop",
+                        "SYNTHETIC demo shop, generated offline (2,000 users, 2,500 items)", default_split="user"),
+    "amazon-beauty": DatasetSpec("genrec.data.loaders.amazon:load_sequences_folder",
+                                 "Amazon Beauty 5-core with titles, brands, categories (GPT4Rec, P5, GenRec)",
+                                 "amazon-beauty", ("sequences.txt", "items.jsonl"), default_split="user"),
+    "amazon-sports": DatasetSpec("genrec.data.loaders.amazon:load_sequences_folder",
+                                 "Amazon Sports and Outdoors 5-core, item ids only", "amazon-sports", ("sequences.txt",)),
+    "yelp": DatasetSpec("genrec.data.loaders.amazon:load_sequences_folder",
+                        "Yelp 5-core as used by P5/S3Rec, ids only", "yelp", ("sequences.txt",)),
+    "ml-100k": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 100K (GroupLens)", "ml-100k",
+                           ("u.data", "u.item"), url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+                           sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c2f3b22"),
+    "ml-1m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 1M (GroupLens)", "ml-1m",
+                         ("ratings.dat", "movies.dat"), url="https://files.grouplens.org/datasets/movielens/ml-1m.zip"),
+    "ml-latest-small": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens latest-small (CSV)",
+                                   "ml-latest-small", ("ratings.csv", "movies.csv"),
+                                   url="https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"),
+    "ml-20m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 20M (CSV)", "ml-20m",
+                          ("ratings.csv", "movies.csv"), url="https://files.grouplens.org/datasets/movielens/ml-20m.zip"),
+    "ml-25m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 25M (CSV)", "ml-25m",
+                          ("ratings.csv", "movies.csv"), url="https://files.grouplens.org/datasets/movielens/ml-25m.zip"),
+}
+
+
+def spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise UnknownNameError("dataset", name, list(DATASETS))
+    return DATASETS[name]
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
+
+
+def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
+    s = spec(name)
+    assert s.folder is not None
+    out: list[Path] = []
+    if data_dir is not None:
+        out += [Path(data_dir), Path(data_dir) / s.folder]
+    if os.environ.get("GENREC_DATA_DIR"):
+        out.append(Path(os.environ["GENREC_DATA_DIR"]) / s.folder)
+    out += [Path.cwd().parent / "shared" / "datasets" / s.folder,
+            repo_root().parent / "shared" / "datasets" / s.folder,
+            cache_dir() / "datasets" / s.folder]
+    return out
+
+
+def find_dataset_dir(name: str, data_dir: str | Path | None = None, *, download: bool = False) -> Path:
+    """The folder holding ``name``'s files; downloads it when allowed and possible."""
+    s = spec(name)
+    dirs = candidate_dirs(name, data_dir)
+    for d in dirs:
+        if d.is_dir() and all((d / f).is_file() for f in s.required):
+            return d
+    if download and s.url:
+        from genrec.data.download import download_dataset
+
+        return download_dataset(name, s, cache_dir() / "datasets")
+    how = (f"download {s.url} and unzip it so that {', '.join(s.required)} lie in one folder, then pass "
+           f"--data-dir FOLDER (or run with --download)") if s.url else (
+        f"put {', '.join(s.required)} in a folder and pass --data-dir FOLDER")
+    raise GenrecError(f"dataset {name!r} not found; looked in: {', '.join(str(d) for d in dirs)}. To get it: {how}")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, *, preprocess=None, download: bool = False, **kw):
+    """Load the named dataset and apply ``preprocess`` (a preset name or a Preprocess)."""
+    s = spec(name)
+    module, fn = s.loader.split(":")
+    loader = getattr(importlib.import_module(module), fn)
+    if s.folder is None:
+        ds = loader(**kw)
+    else:
+        ds = loader(find_dataset_dir(name, data_dir, download=download), name=name, **kw)
+    return ds if preprocess is None else ds.preprocess(preprocess)

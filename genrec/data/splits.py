@@ -1,0 +1,197 @@
+"""Splits by named protocols, each followed by a leakage check that fails loudly.
+
+- ``user``: GPT4Rec's protocol. Users are shuffled with a seed and split 0.8/0.1/0.1; training
+  users' whole sequences are training data; for each validation/test user the last item is the
+  target and the rest the history. Test users are never seen in training.
+- ``loo``: leave-one-out. For every user the last item is the test target, the second last the
+  validation target; training sequences end before the validation item.
+- ``temporal``: a global time cut. Interactions before the validation cut train; a user's first
+  interaction after a cut is that user's validation/test target, earlier ones the history.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from genrec.data.catalog import Catalog
+from genrec.data.sequences import Sequences
+from genrec.errors import GenrecError
+
+
+class LeakageError(GenrecError):
+    """A split lets evaluation information into training."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One evaluation case: predict ``target`` from ``history`` (oldest first)."""
+
+    user: str
+    history: tuple[str, ...]
+    target: str
+
+
+@dataclass
+class Split:
+    catalog: Catalog
+    train: Sequences
+    valid: list[Case]
+    test: list[Case]
+    protocol: str
+    seed: int
+    info: dict = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """What a run card says about this split."""
+        return {
+            "protocol": self.protocol,
+            "seed": self.seed,
+            "train_users": len(self.train),
+            "train_interactions": self.train.num_interactions(),
+            "valid_cases": len(self.valid),
+            "test_cases": len(self.test),
+            "items": len(self.catalog),
+            **self.info,
+        }
+
+    def cases(self, which: str) -> list[Case]:
+        if which not in ("valid", "test"):
+            raise ValueError("which must be 'valid' or 'test'")
+        return self.valid if which == "valid" else self.test
+
+
+PROTOCOLS = ("user", "loo", "temporal")
+
+
+def make_split(dataset, protocol: str = "user", seed: int = 0, *,
+               ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
+               temporal_quantiles: tuple[float, float] = (0.8, 0.9), check: bool = True) -> Split:
+    """Split ``dataset`` (a :class:`genrec.data.dataset.Dataset`) by ``protocol``."""
+    seqs: Sequences = dataset.sequences
+    if protocol == "user":
+        split = _user_split(seqs, seed, ratios)
+    elif protocol == "loo":
+        split = _loo_split(seqs)
+    elif protocol == "temporal":
+        split = _temporal_split(seqs, temporal_quantiles)
+    else:
+        from genrec.errors import UnknownNameError
+
+        raise UnknownNameError("split protocol", protocol, list(PROTOCOLS))
+    train, valid, test, info = split
+    info = {"dataset": dataset.name, "synthetic": dataset.synthetic,
+            "preprocess": dataset.info.get("preprocess"), **info}
+    out = Split(dataset.catalog, train, valid, test, protocol, seed, info)
+    if check:
+        check_leakage(out)
+    return out
+
+
+def _case(user: str, seq: list[str]) -> Case:
+    return Case(user, tuple(seq[:-1]), seq[-1])
+
+
+def _user_split(seqs: Sequences, seed: int, ratios):
+    if abs(sum(ratios) - 1) > 1e-6 or min(ratios) < 0:
+        raise ValueError(f"ratios must be non-negative and sum to 1, got {ratios}")
+    users = sorted(seqs.users)
+    random.Random(seed).shuffle(users)
+    n = len(users)
+    n_train = int(round(ratios[0] * n))
+    n_valid = int(round(ratios[1] * n))
+    tr, va, te = users[:n_train], users[n_train:n_train + n_valid], users[n_train + n_valid:]
+    skipped = sum(1 for u in va + te if len(seqs[u]) < 2)
+    valid = [_case(u, seqs[u]) for u in va if len(seqs[u]) >= 2]
+    test = [_case(u, seqs[u]) for u in te if len(seqs[u]) >= 2]
+    train = seqs.subset_users(tr)
+    return train, valid, test, {"ratios": list(ratios), "cases_skipped_short": skipped}
+
+
+def _loo_split(seqs: Sequences):
+    train_items, train_times = {}, {} if seqs.times is not None else None
+    valid, test = [], []
+    short = 0
+    for u, s in seqs.items.items():
+        if len(s) < 3:
+            short += 1  # too short for train + valid + test; its items still train
+            if len(s) >= 1:
+                train_items[u] = list(s[:-1]) if len(s) == 2 else list(s)
+                if train_times is not None:
+                    train_times[u] = list(seqs.times[u][: len(train_items[u])])
+            if len(s) == 2:
+                test.append(_case(u, s))
+            continue
+        train_items[u] = list(s[:-2])
+        if train_times is not None:
+            train_times[u] = list(seqs.times[u][:-2])
+        valid.append(_case(u, s[:-1]))
+        test.append(_case(u, s))
+    train_items = {u: s for u, s in train_items.items() if s}
+    if train_times is not None:
+        train_times = {u: train_times[u] for u in train_items}
+    return Sequences(train_items, train_times, list(seqs.log)), valid, test, {"users_shorter_than_3": short}
+
+
+def _temporal_split(seqs: Sequences, q: tuple[float, float]):
+    if seqs.times is None:
+        raise GenrecError("the temporal split needs timestamps; this dataset has none "
+                          "(its files carry order only): use --split loo or --split user")
+    all_t = np.concatenate([np.asarray(t, dtype=float) for t in seqs.times.values()])
+    t_valid, t_test = (float(x) for x in np.quantile(all_t, q))
+    train_items, train_times, valid, test = {}, {}, [], []
+    for u, s in seqs.items.items():
+        t = seqs.times[u]
+        before_v = [i for i, x in enumerate(t) if x < t_valid]
+        if before_v:
+            train_items[u] = [s[i] for i in before_v]
+            train_times[u] = [t[i] for i in before_v]
+        nv = next((i for i, x in enumerate(t) if x >= t_valid), None)
+        if nv is not None and nv > 0 and t[nv] < t_test:
+            valid.append(Case(u, tuple(s[:nv]), s[nv]))
+        nt = next((i for i, x in enumerate(t) if x >= t_test), None)
+        if nt is not None and nt > 0:
+            test.append(Case(u, tuple(s[:nt]), s[nt]))
+    return (Sequences(train_items, train_times, list(seqs.log)), valid, test,
+            {"valid_cut": t_valid, "test_cut": t_test, "quantiles": list(q)})
+
+
+def check_leakage(split: Split) -> None:
+    """Raise :class:`LeakageError` if evaluation targets can be seen in training."""
+    problems: list[str] = []
+    train = split.train
+    for name, cases in (("valid", split.valid), ("test", split.test)):
+        for c in cases:
+            if c.target not in split.catalog:
+                problems.append(f"{name} target {c.target!r} of user {c.user!r} is not in the catalog")
+            if not c.history:
+                problems.append(f"{name} case of user {c.user!r} has an empty history")
+        if len(problems) > 20:
+            break
+    if split.protocol == "user":
+        train_users = set(train.users)
+        for name, cases in (("valid", split.valid), ("test", split.test)):
+            seen = [c.user for c in cases if c.user in train_users]
+            if seen:
+                problems.append(f"{len(seen)} {name} users also appear in training (e.g. {seen[0]!r})")
+        overlap = {c.user for c in split.valid} & {c.user for c in split.test}
+        if overlap:
+            problems.append(f"{len(overlap)} users are both validation and test users")
+    elif split.protocol == "loo":
+        for name, cases in (("valid", split.valid), ("test", split.test)):
+            for c in cases:
+                tr = train.items.get(c.user, [])
+                # Training must be a strict prefix of the history: it ends before the target.
+                if list(c.history[: len(tr)]) != tr or len(tr) > len(c.history):
+                    problems.append(f"{name} user {c.user!r}: training sequence is not a prefix of the history")
+                    break
+    elif split.protocol == "temporal":
+        cut = split.info["valid_cut"]
+        late = [u for u, ts in (train.times or {}).items() if ts and max(ts) >= cut]
+        if late:
+            problems.append(f"{len(late)} training sequences have interactions after the cut")
+    if problems:
+        raise LeakageError("leakage check failed for the "
+                           f"{split.protocol!r} split: " + "; ".join(problems[:10]))

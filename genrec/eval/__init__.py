@@ -1,0 +1,1 @@
+"""Metrics (pure functions), the evaluation loop and reports."""

@@ -1,0 +1,138 @@
+"""evaluate(model, split): full ranking over every catalog item, in batches, with progress."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Sequence
+
+import numpy as np
+
+from genrec.data.splits import Case, Split
+from genrec.eval import metrics as M
+from genrec.eval.report import Report
+from genrec.eval.runcard import Timer, machine, package_versions, peak_memory_mb
+
+DEFAULT_KS = (5, 10, 20, 40)
+
+
+def item_attributes(catalog, attribute: str) -> dict[str, set]:
+    """Per item, the set used by Diversity/Coverage: its category path elements, or its brand."""
+    if attribute == "categories":
+        return {it.id: set(it.categories) for it in catalog if it.categories}
+    if attribute == "brand":
+        return {it.id: {it.brand} for it in catalog if it.brand}
+    raise ValueError("attribute must be 'categories' or 'brand'")
+
+
+def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str = "test",
+             batch_size: int = 512, progress: bool = True, exclude_history: bool = True,
+             attributes: Sequence[str] = ("categories", "brand"), sampled_negatives: int | None = None,
+             max_cases: int | None = None, seed: int = 0, fit_seconds: float | None = None) -> Report:
+    """Evaluate a fitted ``model`` on ``split``'s ``which`` cases.
+
+    Full ranking over the whole catalog is the default. ``sampled_negatives=N`` ranks each target
+    among N sampled non-history items instead (only for models that score every item); it
+    inflates numbers and is not comparable with full ranking, so it warns.
+    """
+    ks = sorted(set(int(k) for k in ks))
+    if not ks or ks[0] <= 0:
+        raise ValueError("ks must be positive integers")
+    cases: list[Case] = list(split.cases(which))
+    if max_cases is not None and len(cases) > max_cases:
+        rng = np.random.default_rng(seed)
+        cases = [cases[i] for i in sorted(rng.choice(len(cases), max_cases, replace=False))]
+    if not cases:
+        raise ValueError(f"the split has no {which} cases")
+    max_k = ks[-1]
+    ranks = np.zeros(len(cases), dtype=np.int64)
+    lists: list[list[str]] = []
+    whys: list = []
+    notes: list = []
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(cases), desc=f"evaluating {getattr(model, 'name', type(model).__name__)}",
+               unit="user", disable=not progress, mininterval=1.0)
+    with Timer() as t:
+        if sampled_negatives:
+            warnings.warn("sampled-negative metrics rank each target among a few sampled items; they are "
+                          "higher than and not comparable with full-ranking metrics", stacklevel=2)
+            ranks = _sampled_ranks(model, split, cases, sampled_negatives, seed, batch_size, bar)
+        else:
+            for start in range(0, len(cases), batch_size):
+                batch = cases[start:start + batch_size]
+                recs = model.recommend([list(c.history) for c in batch], k=max_k, exclude_history=exclude_history)
+                for j, c in enumerate(batch):
+                    items = recs.items[j]
+                    lists.append(items)
+                    try:
+                        ranks[start + j] = items.index(c.target) + 1
+                    except ValueError:
+                        ranks[start + j] = 0
+                whys.extend(recs.why)
+                notes.extend(recs.notes)
+                bar.update(len(batch))
+    bar.close()
+
+    table: dict[str, float] = {}
+    for k in ks:
+        for name, vals in M.rank_metrics(ranks, k).items():
+            table[f"{name}@{k}"] = float(vals.mean())
+    if lists:
+        for attr in attributes:
+            attrs = item_attributes(split.catalog, attr)
+            if not attrs:
+                continue
+            for k in ks:
+                div = [M.diversity_at_k(r, attrs, k) for r in lists]
+                cov = [M.coverage_at_k(r, c.history, attrs, k) for r, c in zip(lists, cases)]
+                table[f"diversity_{attr}@{k}"] = _nanmean(div)
+                table[f"coverage_{attr}@{k}"] = _nanmean(cov)
+        for k in ks:
+            table[f"catalog_coverage@{k}"] = M.catalog_coverage(lists, len(split.catalog), k)
+    per_case = [{"user": c.user, "target": c.target, "rank": int(r)} for c, r in zip(cases, ranks)]
+    card = {
+        "model": getattr(model, "name", type(model).__name__),
+        "params": model.get_params() if hasattr(model, "get_params") else {},
+        "split": split.describe(),
+        "evaluated": which,
+        "cases": len(cases),
+        "ranking": f"sampled ({sampled_negatives} negatives)" if sampled_negatives else "full",
+        "exclude_history": exclude_history,
+        "eval_seconds": round(t.seconds, 3),
+        "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "versions": package_versions(),
+        "machine": machine(),
+    }
+    return Report(card["model"], table, per_case, card, whys=whys, lists=lists)
+
+
+def _nanmean(xs: list[float]) -> float:
+    vals = [x for x in xs if not math.isnan(x)]
+    return float(sum(vals) / len(vals)) if vals else float("nan")
+
+
+def _sampled_ranks(model, split, cases, n_neg, seed, batch_size, bar) -> np.ndarray:
+    if not hasattr(model, "score"):
+        raise TypeError(f"{type(model).__name__} does not score every item; sampled metrics need that")
+    rng = np.random.default_rng(seed)
+    cat = split.catalog
+    n = len(cat)
+    out = np.zeros(len(cases), dtype=np.int64)
+    for start in range(0, len(cases), batch_size):
+        batch = cases[start:start + batch_size]
+        enc, _ = model.encode_histories([list(c.history) for c in batch])
+        scores = np.asarray(model.score(enc))
+        for j, c in enumerate(batch):
+            t = cat.index_of(c.target)
+            banned = set(enc[j].tolist()) | {t}
+            negs: list[int] = []
+            while len(negs) < min(n_neg, n - len(banned)):
+                x = int(rng.integers(n))
+                if x not in banned:
+                    banned.add(x)
+                    negs.append(x)
+            out[start + j] = 1 + int(np.sum(scores[j, negs] > scores[j, t]))
+        bar.update(len(batch))
+    return out

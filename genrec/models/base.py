@@ -1,0 +1,229 @@
+"""The one protocol every recommender implements, and a base for models that score every item.
+
+``fit(split)``, ``recommend(histories, k) -> Recommendations``, ``save(path)``, ``load(path)``.
+Histories are lists of item ids, oldest first; users unseen in training are handled from their
+history alone (fold-in), so the same call serves evaluation and the HTTP service.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pickle
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterable, Sequence
+
+import numpy as np
+
+from genrec.data.catalog import Catalog
+from genrec.errors import GenrecError
+
+MODEL_FILE = "genrec_model.json"
+CATALOG_FILE = "catalog.jsonl"
+
+
+class NotFittedError(GenrecError):
+    """recommend() or save() before fit()."""
+
+
+@dataclass
+class Recommendations:
+    """Per history: ranked item ids, their scores, and an optional ``why``.
+
+    ``why[n]`` is model-specific and JSON-serialisable: GPT4Rec puts its generated queries and
+    which items each query retrieved there; an LLM re-ranker its explanation. ``notes[n]`` lists
+    anything the caller should know (unknown item ids dropped, results filled by popularity...).
+    """
+
+    items: list[list[str]]
+    scores: list[list[float]]
+    why: list[Any] = field(default_factory=list)
+    notes: list[list[str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.why:
+            self.why = [None] * len(self.items)
+        if not self.notes:
+            self.notes = [[] for _ in self.items]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_dicts(self, catalog: Catalog | None = None) -> list[dict]:
+        out = []
+        for n, (its, scs) in enumerate(zip(self.items, self.scores)):
+            rows = []
+            for i, s in zip(its, scs):
+                row = {"item_id": i, "score": float(s)}
+                if catalog is not None and i in catalog:
+                    row["title"] = catalog[i].title
+                rows.append(row)
+            out.append({"items": rows, "why": self.why[n], "notes": self.notes[n]})
+        return out
+
+
+class Recommender:
+    """Base class: plain constructor parameters (no work in ``__init__``), then ``fit``.
+
+    Subclasses set ``name`` (the registry name) and implement ``fit`` and ``recommend``.
+    ``save``/``load`` write ``genrec_model.json`` (name + constructor parameters), the catalog,
+    and whatever ``_save_state``/``_load_state`` write (by default a pickle of the fitted state).
+    """
+
+    name: ClassVar[str] = "base"
+    catalog: Catalog | None = None
+
+    # -- parameters (scikit-learn style) ---------------------------------------------------------
+    def get_params(self) -> dict:
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    # -- protocol ---------------------------------------------------------------------------------
+    def fit(self, split) -> "Recommender":  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
+                  exclude_history: bool = True) -> Recommendations:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _require_fitted(self) -> Catalog:
+        if self.catalog is None:
+            raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(split) or load(path) first")
+        return self.catalog
+
+    def encode_histories(self, histories: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], list[list[str]]]:
+        """Map each history to catalog indices, dropping unknown ids with a note (never a crash)."""
+        catalog = self._require_fitted()
+        encoded, notes = [], []
+        for h in histories:
+            if isinstance(h, str):
+                raise TypeError("a history is a list of item ids, not a string")
+            idx = [catalog._index.get(i) for i in h]
+            unknown = [i for i, x in zip(h, idx) if x is None]
+            encoded.append(np.asarray([x for x in idx if x is not None], dtype=np.int64))
+            notes.append([f"ignored {len(unknown)} unknown item id(s): {', '.join(map(str, unknown[:5]))}"]
+                         if unknown else [])
+        return encoded, notes
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        catalog = self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        from genrec import __version__
+
+        meta = {"model": self.name, "params": _jsonable(self.get_params()), "genrec_version": __version__}
+        catalog.save(path / CATALOG_FILE)
+        self._save_state(path)
+        (path / MODEL_FILE).write_text(json.dumps(meta, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Recommender":
+        path = Path(path)
+        meta = read_model_meta(path)
+        if meta["model"] != cls.name:
+            raise GenrecError(f"{path} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls(**meta["params"])
+        model.catalog = Catalog.load(path / CATALOG_FILE)
+        model._load_state(path)
+        return model
+
+    def _state(self) -> dict:
+        """The fitted state pickled by the default ``_save_state`` (public attrs ending in ``_``)."""
+        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
+
+    def _save_state(self, path: Path) -> None:
+        with open(path / "state.pkl", "wb") as f:
+            pickle.dump(self._state(), f, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _load_state(self, path: Path) -> None:
+        with open(path / "state.pkl", "rb") as f:
+            vars(self).update(pickle.load(f))
+
+
+def read_model_meta(path: Path) -> dict:
+    f = Path(path) / MODEL_FILE
+    if not f.is_file():
+        raise GenrecError(f"{path} is not a saved genrec model folder (no {MODEL_FILE}); "
+                          "write one with `genrec train ... --out PATH`")
+    return json.loads(f.read_text())
+
+
+def _jsonable(params: dict) -> dict:
+    out = {}
+    for k, v in params.items():
+        try:
+            json.dumps(v)
+            out[k] = v
+        except TypeError:
+            out[k] = list(v) if isinstance(v, (tuple, set)) else str(v)
+    return out
+
+
+class ScoringRecommender(Recommender):
+    """A recommender that scores every catalog item for each history.
+
+    Subclasses implement ``score(encoded_histories) -> (n, len(catalog)) float array``; top-k
+    selection, history exclusion and unknown-id handling are done here once, vectorised.
+    Unseen items (e.g. added after training) should score ``-inf`` or low, never crash.
+    """
+
+    def score(self, histories: list[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
+                  exclude_history: bool = True) -> Recommendations:
+        catalog = self._require_fitted()
+        if k <= 0:
+            raise ValueError("k must be positive")
+        encoded, notes = self.encode_histories(histories)
+        if not encoded:
+            return Recommendations([], [], [], [])
+        scores = np.asarray(self.score(encoded), dtype=np.float32)
+        if scores.shape != (len(encoded), len(catalog)):
+            raise GenrecError(f"{type(self).__name__}.score returned shape {scores.shape}, "
+                              f"expected {(len(encoded), len(catalog))}")
+        top, top_scores = top_k(scores, k, encoded if exclude_history else None)
+        ids = catalog.ids
+        items = [[ids[j] for j in row] for row in top]
+        for n, h in enumerate(encoded):
+            if len(h) == 0:
+                notes[n].append("empty history: scores do not depend on the user")
+        return Recommendations(items, [list(map(float, s)) for s in top_scores], [], notes)
+
+
+def top_k(scores: np.ndarray, k: int, exclude: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Top-``k`` indices per row (best first), ``exclude``d indices removed. Modifies ``scores``."""
+    n, m = scores.shape
+    if exclude is not None:
+        rows = np.repeat(np.arange(n), [len(e) for e in exclude])
+        cols = np.concatenate(exclude) if exclude else np.empty(0, np.int64)
+        scores[rows, cols] = -np.inf
+    k_eff = min(k, m)
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff] if k_eff < m else np.tile(np.arange(m), (n, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    top_s = np.take_along_axis(part_scores, order, axis=1)
+    out_i, out_s = [], []
+    for r in range(n):
+        keep = np.isfinite(top_s[r])
+        out_i.append(top[r][keep])
+        out_s.append(top_s[r][keep])
+    return out_i, out_s
+
+
+def iter_batches(seq: Sequence, size: int) -> Iterable[Sequence]:
+    for i in range(0, len(seq), size):
+        yield seq[i:i + size]
+
+
+def warn_once(msg: str) -> None:
+    warnings.warn(msg, stacklevel=3)

@@ -1,0 +1,1 @@
+"""Classical baselines, each behind the one Recommender protocol."""

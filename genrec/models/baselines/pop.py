@@ -1,0 +1,49 @@
+"""Popularity and random baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from genrec.models.base import ScoringRecommender
+
+
+class PopRec(ScoringRecommender):
+    """Recommends the items most often interacted with in training, to everyone."""
+
+    name = "pop"
+
+    def fit(self, split) -> "PopRec":
+        self.catalog = split.catalog
+        counts = np.zeros(len(self.catalog), dtype=np.float64)
+        for item, c in split.train.item_counts().items():
+            counts[self.catalog.index_of(item)] = c
+        self.counts_ = counts
+        return self
+
+    def score(self, histories: list[np.ndarray]) -> np.ndarray:
+        counts = _pad(self.counts_, len(self.catalog))
+        return np.broadcast_to(counts.astype(np.float32), (len(histories), len(counts))).copy()
+
+
+class RandomRec(ScoringRecommender):
+    """Uniformly random scores (seeded): the floor every model must clear."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def fit(self, split) -> "RandomRec":
+        self.catalog = split.catalog
+        self.rng_ = np.random.default_rng(self.seed)
+        return self
+
+    def score(self, histories: list[np.ndarray]) -> np.ndarray:
+        return self.rng_.random((len(histories), len(self.catalog)), dtype=np.float32)
+
+
+def _pad(v: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
+    """Extend a per-item vector to ``n`` items (items added to the catalog after fitting)."""
+    if len(v) >= n:
+        return v
+    return np.concatenate([v, np.full(n - len(v), fill, dtype=v.dtype)])
