@@ -92,6 +92,11 @@ class Recommender:
                   exclude_history: bool = True) -> Recommendations:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def add_items(self, items: Iterable) -> list[int]:
+        """Add new items (cold start) after fitting. Text-based models (GPT4Rec) make them
+        searchable at once; id-based models cannot score them and leave them out."""
+        return self._require_fitted().add(items)
+
     def _require_fitted(self) -> Catalog:
         if self.catalog is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(split) or load(path) first")
@@ -172,7 +177,8 @@ class ScoringRecommender(Recommender):
 
     Subclasses implement ``score(encoded_histories) -> (n, len(catalog)) float array``; top-k
     selection, history exclusion and unknown-id handling are done here once, vectorised.
-    Unseen items (e.g. added after training) should score ``-inf`` or low, never crash.
+    ``score`` may return fewer columns than the catalog has items: items added after fitting
+    (cold start) are then left out (scored ``-inf``).
     """
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
@@ -187,6 +193,10 @@ class ScoringRecommender(Recommender):
         if not encoded:
             return Recommendations([], [], [], [])
         scores = np.asarray(self.score(encoded), dtype=np.float32)
+        if scores.ndim == 2 and scores.shape[0] == len(encoded) and scores.shape[1] < len(catalog):
+            # Items added after fitting: an id-based model has no score for them.
+            pad = np.full((len(encoded), len(catalog) - scores.shape[1]), -np.inf, dtype=np.float32)
+            scores = np.concatenate([scores, pad], axis=1)
         if scores.shape != (len(encoded), len(catalog)):
             raise GenrecError(f"{type(self).__name__}.score returned shape {scores.shape}, "
                               f"expected {(len(encoded), len(catalog))}")

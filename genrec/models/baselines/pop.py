@@ -21,7 +21,7 @@ class PopRec(ScoringRecommender):
         return self
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
-        counts = _pad(self.counts_, len(self.catalog))
+        counts = self.counts_
         return np.broadcast_to(counts.astype(np.float32), (len(histories), len(counts))).copy()
 
 
@@ -42,8 +42,3 @@ class RandomRec(ScoringRecommender):
         return self.rng_.random((len(histories), len(self.catalog)), dtype=np.float32)
 
 
-def _pad(v: np.ndarray, n: int, fill: float = 0.0) -> np.ndarray:
-    """Extend a per-item vector to ``n`` items (items added to the catalog after fitting)."""
-    if len(v) >= n:
-        return v
-    return np.concatenate([v, np.full(n - len(v), fill, dtype=v.dtype)])
