@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Sequence
 
@@ -79,17 +78,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         for name, vals in M.rank_metrics(ranks, k).items():
             table[f"{name}@{k}"] = float(vals.mean())
     if lists:
-        for attr in attributes:
-            attrs = item_attributes(split.catalog, attr)
-            if not attrs:
-                continue
-            for k in ks:
-                div = [M.diversity_at_k(r, attrs, k) for r in lists]
-                cov = [M.coverage_at_k(r, c.history, attrs, k) for r, c in zip(lists, cases)]
-                table[f"diversity_{attr}@{k}"] = _nanmean(div)
-                table[f"coverage_{attr}@{k}"] = _nanmean(cov)
-        for k in ks:
-            table[f"catalog_coverage@{k}"] = M.catalog_coverage(lists, len(split.catalog), k)
+        _attribute_metrics(table, split.catalog, cases, lists, ks, attributes)
     per_case = [{"user": c.user, "target": c.target, "rank": int(r)} for c, r in zip(cases, ranks)]
     card = {
         "model": getattr(model, "name", type(model).__name__),
@@ -108,9 +97,40 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     return Report(card["model"], table, per_case, card, whys=whys, lists=lists)
 
 
-def _nanmean(xs: list[float]) -> float:
-    vals = [x for x in xs if not math.isnan(x)]
-    return float(sum(vals) / len(vals)) if vals else float("nan")
+def _nanmean(xs) -> float:
+    vals = np.asarray(xs, dtype=np.float64)
+    vals = vals[~np.isnan(vals)]
+    return float(vals.mean()) if len(vals) else float("nan")
+
+
+def _attribute_metrics(table: dict, catalog, cases: list[Case], lists: list[list[str]], ks: list[int],
+                       attributes: Sequence[str], chunk: int = 256) -> None:
+    """Diversity@k and Coverage@k per attribute, and catalog coverage, vectorised in chunks."""
+    K = ks[-1]
+    idx = np.full((len(lists), K), -1, dtype=np.int64)
+    index = catalog._index
+    for r, items in enumerate(lists):
+        row = [index[i] for i in items[:K] if i in index]
+        idx[r, : len(row)] = row
+    hist = [catalog.indices(c.history, skip_unknown=True) for c in cases]
+    for attr in attributes:
+        attrs = item_attributes(catalog, attr)
+        if not attrs:
+            continue
+        sets = [attrs.get(it.id, set()) for it in catalog]
+        if not any(sets):
+            continue
+        tab = M.attribute_table(sets)
+        div = {k: [] for k in ks}
+        for start in range(0, len(idx), chunk):
+            for k, v in M.diversity_batch(idx[start:start + chunk], tab, ks).items():
+                div[k].append(v)
+        cov = M.coverage_batch(idx, hist, tab, ks)
+        for k in ks:
+            table[f"diversity_{attr}@{k}"] = _nanmean(np.concatenate(div[k]))
+            table[f"coverage_{attr}@{k}"] = _nanmean(cov[k])
+    for k in ks:
+        table[f"catalog_coverage@{k}"] = M.catalog_coverage(lists, len(catalog), k)
 
 
 def _sampled_ranks(model, split, cases, n_neg, seed, batch_size, bar) -> np.ndarray:

@@ -95,3 +95,67 @@ def rank_metrics(ranks: np.ndarray, k: int) -> dict[str, np.ndarray]:
         "precision": hit / k,
         "mrr": np.where(hit, 1.0 / safe, 0.0),
     }
+
+
+# -- vectorised Diversity/Coverage over batches of top-K lists (item indices), used by evaluate() -
+
+def attribute_table(sets: Sequence[set], ) -> np.ndarray:
+    """Pad per-item attribute sets into an (n_items, L) int array of attribute codes, -1 = none."""
+    codes: dict = {}
+    width = max((len(s) for s in sets), default=0) or 1
+    out = np.full((len(sets), width), -1, dtype=np.int64)
+    for i, s in enumerate(sets):
+        for j, a in enumerate(sorted(s, key=str)):
+            out[i, j] = codes.setdefault(a, len(codes))
+    return out
+
+
+def diversity_batch(lists: np.ndarray, table: np.ndarray, ks: Sequence[int]) -> dict[int, np.ndarray]:
+    """Diversity@k for each row of ``lists`` ((B, K) item indices, -1 = empty slot) at each k.
+
+    Same definition as :func:`diversity_at_k` (items without attributes left out, NaN when fewer
+    than two remain), computed for all rows at once from the padded ``table``.
+    """
+    B, K = lists.shape
+    a = np.where(lists[..., None] >= 0, table[np.maximum(lists, 0)], -1)  # (B, K, L)
+    valid_attr = a >= 0
+    size = valid_attr.sum(-1)  # (B, K)
+    eq = (a[:, :, None, :, None] == a[:, None, :, None, :]) & valid_attr[:, :, None, :, None]
+    inter = eq.sum((-1, -2))  # (B, K, K)
+    union = size[:, :, None] + size[:, None, :] - inter
+    has = size > 0
+    pair_ok = has[:, :, None] & has[:, None, :]
+    jac = np.where(pair_ok & (union > 0), inter / np.maximum(union, 1), 0.0)
+    out = {}
+    for k in ks:
+        kk = min(k, K)
+        tri = np.triu(np.ones((kk, kk), dtype=bool), 1)
+        ok = pair_ok[:, :kk, :kk] & tri
+        n_pairs = ok.sum((1, 2))
+        s = (jac[:, :kk, :kk] * ok).sum((1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[k] = np.where(n_pairs > 0, 1.0 - s / np.maximum(n_pairs, 1), np.nan)
+    return out
+
+
+def coverage_batch(lists: np.ndarray, histories: Sequence[np.ndarray], table: np.ndarray,
+                   ks: Sequence[int]) -> dict[int, np.ndarray]:
+    """Coverage@k (as :func:`coverage_at_k`) for each row of ``lists`` and its history's indices."""
+    B, K = lists.shape
+    out = {k: np.full(B, np.nan) for k in ks}
+    for r in range(B):
+        h = table[histories[r]] if len(histories[r]) else np.empty((0, table.shape[1]), np.int64)
+        want = set(h[h >= 0].tolist())
+        if not want:
+            continue
+        first: dict = {}
+        for pos, item in enumerate(lists[r]):
+            if item < 0:
+                break
+            for a in table[item]:
+                if a >= 0 and a in want and a not in first:
+                    first[a] = pos + 1
+        ranks = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+        for k in ks:
+            out[k][r] = (ranks <= k).sum() / len(want)
+    return out

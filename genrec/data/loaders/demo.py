@@ -83,8 +83,9 @@ def make_demo_shop(n_users: int = 2000, items_per_type: int = 50, seed: int = 7)
     seqs: dict[str, list[str]] = {}
     times: dict[str, list[float]] = {}
     t0 = 1_600_000_000.0
+    cdfs: dict = {}  # (department, type, favourite brand) -> (items, cumulative weights)
     for u in range(n_users):
-        k = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
+        k = 1 + int(np.searchsorted([0.3, 0.75], rng.random(), side="right"))
         interests = list(rng.choice(len(depts), size=k, replace=False))
         fav = {d: BRANDS[depts[d]][int(rng.integers(5))] for d in interests}
         length = int(min(30, 4 + rng.geometric(0.12)))
@@ -100,9 +101,13 @@ def make_demo_shop(n_users: int = 2000, items_per_type: int = 50, seed: int = 7)
             elif r < 0.8:  # follow the routine: next product type
                 step = (step + 1) % 5
             ptype = DEPARTMENTS[depts[dept]][step]
-            cand = by_type[(depts[dept], ptype)]
-            w = pop[cand] * np.where(np.array([brand_of[c] for c in cand]) == fav[dept], 4.0, 1.0)
-            choice = cand[int(rng.choice(len(cand), p=w / w.sum()))]
+            key = (depts[dept], ptype, fav[dept])
+            if key not in cdfs:
+                cand = by_type[key[:2]]
+                w = pop[cand] * np.where(np.array([brand_of[c] for c in cand]) == key[2], 4.0, 1.0)
+                cdfs[key] = (cand, np.cumsum(w) / w.sum())
+            cand, cdf = cdfs[key]
+            choice = cand[min(int(np.searchsorted(cdf, rng.random())), len(cand) - 1)]
             seq.append(items[choice].id)
             t += float(rng.exponential(86400 * 5))
             ts.append(t)

@@ -1,0 +1,36 @@
+"""Shared fixtures: the synthetic demo shop (small) and paths to ../shared/datasets."""
+
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def shared_dataset(name: str) -> Path:
+    """Path to a dataset under ../shared/datasets, or skip the test cleanly."""
+    p = SHARED / name
+    if not p.is_dir():
+        pytest.skip(f"{p} not present (real data lives in ../shared/datasets)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def demo_small():
+    from genrec.data.loaders.demo import make_demo_shop
+
+    return make_demo_shop(n_users=400, items_per_type=12, seed=3)
+
+
+@pytest.fixture(scope="session")
+def demo_loo(demo_small):
+    from genrec.data.splits import make_split
+
+    return make_split(demo_small.preprocess("standard"), "loo", seed=0)
+
+
+@pytest.fixture(scope="session")
+def demo_user(demo_small):
+    from genrec.data.splits import make_split
+
+    return make_split(demo_small.preprocess("gpt4rec"), "user", seed=0)
