@@ -3,7 +3,11 @@
 A dataset's folder is searched in this order: the ``data_dir`` argument (``--data-dir``; either
 the folder itself or a parent holding ``<name>/``), ``$GENREC_DATA_DIR/<name>``,
 ``../shared/datasets/<name>`` from the working directory and from the repository root, and the
-download cache ``$GENREC_CACHE/datasets/<name>`` (default ``~/.cache/genrec``).
+download cache ``$GENREC_CACHE/datasets/<name>`` (default ``~/.cache/genrec``). The first folder
+holding all of the spec's ``required`` files wins.
+
+Two names load files you bring: ``amazon-reviews`` (Amazon review dumps, 2014 or 2018, in the
+``--data-dir`` folder) and ``generic`` (``interactions.csv|.tsv|.parquet`` and optional ``items.*``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ class DatasetSpec:
     loader: str  # "module:function(folder) -> Dataset"
     description: str
     folder: str | None = None  # None: generated, no files
-    required: tuple[str, ...] = ()  # files that must be in the folder
+    # files that must be in the folder; an entry may be a glob pattern and may list alternatives
+    # separated by "|" ("interactions.csv|interactions.parquet": either will do)
+    required: tuple[str, ...] = ()
     url: str | None = None  # official download (a zip), if there is one
     sha256: str | None = None
     default_split: str = "loo"
@@ -38,18 +44,32 @@ DATASETS: dict[str, DatasetSpec] = {
                                  "Amazon Sports and Outdoors 5-core, item ids only", "amazon-sports", ("sequences.txt",)),
     "yelp": DatasetSpec("genrec.data.loaders.amazon:load_sequences_folder",
                         "Yelp 5-core as used by P5/S3Rec, ids only", "yelp", ("sequences.txt",)),
+    "amazon-reviews": DatasetSpec("genrec.data.loaders.amazon:load_amazon_reviews",
+                                  "Amazon review dump you downloaded (2014 reviews_<Cat>_5.json.gz or 2018 "
+                                  "<Cat>_5.json.gz, + meta_<Cat>.json.gz); pass --data-dir FOLDER",
+                                  "amazon-reviews", ("reviews_*.json*|*_5.json*",)),
+    "generic": DatasetSpec("genrec.data.loaders.generic:load_generic_folder",
+                           "Your own interactions.csv|.tsv|.parquet (user,item[,timestamp]) + optional "
+                           "items.jsonl|.csv|.parquet; pass --data-dir FOLDER", "generic",
+                           ("interactions.csv|interactions.tsv|interactions.parquet",)),
     "ml-100k": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 100K (GroupLens)", "ml-100k",
                            ("u.data", "u.item"), url="https://files.grouplens.org/datasets/movielens/ml-100k.zip",
-                           sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c2f3b22"),
+                           sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"),
     "ml-1m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 1M (GroupLens)", "ml-1m",
-                         ("ratings.dat", "movies.dat"), url="https://files.grouplens.org/datasets/movielens/ml-1m.zip"),
+                         ("ratings.dat", "movies.dat"), url="https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+                         sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"),
     "ml-latest-small": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens latest-small (CSV)",
                                    "ml-latest-small", ("ratings.csv", "movies.csv"),
                                    url="https://files.grouplens.org/datasets/movielens/ml-latest-small.zip"),
+    "ml-10m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 10M (ratings.dat layout)",
+                          "ml-10m", ("ratings.dat", "movies.dat"),
+                          url="https://files.grouplens.org/datasets/movielens/ml-10m.zip"),
     "ml-20m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 20M (CSV)", "ml-20m",
                           ("ratings.csv", "movies.csv"), url="https://files.grouplens.org/datasets/movielens/ml-20m.zip"),
     "ml-25m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 25M (CSV)", "ml-25m",
                           ("ratings.csv", "movies.csv"), url="https://files.grouplens.org/datasets/movielens/ml-25m.zip"),
+    "ml-32m": DatasetSpec("genrec.data.loaders.movielens:load_movielens", "MovieLens 32M (CSV)", "ml-32m",
+                          ("ratings.csv", "movies.csv"), url="https://files.grouplens.org/datasets/movielens/ml-32m.zip"),
 }
 
 
@@ -78,7 +98,23 @@ def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
     out += [Path.cwd().parent / "shared" / "datasets" / s.folder,
             repo_root().parent / "shared" / "datasets" / s.folder,
             cache_dir() / "datasets" / s.folder]
-    return out
+    return list(dict.fromkeys(out))  # the working directory is often the repository root
+
+
+def _has(folder: Path, entry: str) -> bool:
+    """Whether ``folder`` holds a file matching one of ``entry``'s "|"-separated glob patterns."""
+    for pattern in entry.split("|"):
+        if any(ch in pattern for ch in "*?["):
+            if any(p.is_file() for p in folder.glob(pattern)):
+                return True
+        elif (folder / pattern).is_file():
+            return True
+    return False
+
+
+def has_required(folder: Path, required: tuple[str, ...]) -> bool:
+    """Whether ``folder`` is a directory holding every entry of ``required``."""
+    return folder.is_dir() and all(_has(folder, r) for r in required)
 
 
 def find_dataset_dir(name: str, data_dir: str | Path | None = None, *, download: bool = False) -> Path:
@@ -86,16 +122,20 @@ def find_dataset_dir(name: str, data_dir: str | Path | None = None, *, download:
     s = spec(name)
     dirs = candidate_dirs(name, data_dir)
     for d in dirs:
-        if d.is_dir() and all((d / f).is_file() for f in s.required):
+        if has_required(d, s.required):
             return d
     if download and s.url:
         from genrec.data.download import download_dataset
 
         return download_dataset(name, s, cache_dir() / "datasets")
-    how = (f"download {s.url} and unzip it so that {', '.join(s.required)} lie in one folder, then pass "
+    files = ", ".join(r.replace("|", " or ") for r in s.required)
+    how = (f"download {s.url} and unzip it so that {files} lie in one folder, then pass "
            f"--data-dir FOLDER (or run with --download)") if s.url else (
-        f"put {', '.join(s.required)} in a folder and pass --data-dir FOLDER")
-    raise GenrecError(f"dataset {name!r} not found; looked in: {', '.join(str(d) for d in dirs)}. To get it: {how}")
+        f"put {files} in a folder and pass --data-dir FOLDER")
+    partial = [f"{d} lacks {', '.join(r.replace('|', ' or ') for r in s.required if not _has(d, r))}"
+               for d in dirs if d.is_dir()]
+    raise GenrecError(f"dataset {name!r} not found; looked in: {', '.join(str(d) for d in dirs)}"
+                      f"{' (' + '; '.join(partial) + ')' if partial else ''}. To get it: {how}")
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, *, preprocess=None, download: bool = False, **kw):

@@ -99,3 +99,9 @@ def test_demo_shop_is_deterministic_and_labelled(demo_small):
     assert demo_small.synthetic and "synthetic" in demo_small.catalog.source
     assert any("&" in t for t in demo_small.catalog.titles)  # entities decoded
     assert not any("&amp;" in t for t in demo_small.catalog.titles)
+
+
+def test_preprocess_that_empties_a_dataset_says_why():
+    ds = Dataset("ids-only", Catalog([Item("a"), Item("b")]), Sequences({"u": ["a", "b"]}))
+    with pytest.raises(DataError, match="left no users.*no titles: use --preprocess standard"):
+        ds.preprocess("gpt4rec")
