@@ -49,7 +49,8 @@ def parse_params(params: list[str] | None, model: str) -> dict[str, Any]:
     return out
 
 
-def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False):
+def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False,
+                cold_items: float = 0.0):
     from genrec.data.registry import load_dataset, spec
     from genrec.data.splits import make_split
 
@@ -58,7 +59,7 @@ def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | Non
     pre = preprocess or s.default_preprocess.get(split, "standard")
     t = time.perf_counter()
     ds = load_dataset(dataset, data_dir, preprocess=pre, download=download)
-    sp = make_split(ds, split, seed=seed)
+    sp = make_split(ds, split, seed=seed, cold_items=cold_items)
     typer.echo(f"{dataset}{' (SYNTHETIC)' if ds.synthetic else ''}: {len(ds.sequences):,} users, "
                f"{len(ds.catalog):,} items, {ds.sequences.num_interactions():,} interactions after "
                f"'{pre}' preprocessing; split '{split}' (seed {seed}): {len(sp.train):,} training users, "
@@ -185,6 +186,8 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
                  ks: str = typer.Option("5,10,20,40", "--ks"), which: str = typer.Option("test", "--on", help="test or valid"),
                  max_cases: Optional[int] = typer.Option(None, "--max-cases", help="Evaluate a seeded sample of cases."),
                  out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json, cases and table.md."),
+                 cold_items: float = typer.Option(0.0, "--cold-items", help="Hold out this fraction of items from "
+                                                  "training and evaluate only cases whose target is one of them."),
                  download: bool = typer.Option(False, "--download")) -> None:
     """Fit (or load) models and evaluate them on one split, printing one table."""
     from genrec.eval.evaluate import evaluate
@@ -192,16 +195,17 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
 
     if not model and not model_dir:
         _fail("give --model NAME (repeatable) or --model-dir PATH")
-    sp = _load_split(dataset, data_dir, split, preprocess, seed, download)
+    sp = _load_split(dataset, data_dir, split, preprocess, seed, download, cold_items)
+    eval_sp = sp.cold_view() if cold_items else sp
     k_list = [int(k) for k in ks.split(",")]
     reports = []
     if model_dir:
         from genrec.models.registry import load_model
 
-        reports.append(evaluate(load_model(model_dir), sp, k_list, which=which, max_cases=max_cases, seed=seed))
+        reports.append(evaluate(load_model(model_dir), eval_sp, k_list, which=which, max_cases=max_cases, seed=seed))
     for name in model or []:
         m, secs = _fit(name, sp, parse_params(param, name), seed)
-        reports.append(evaluate(m, sp, k_list, which=which, max_cases=max_cases, seed=seed, fit_seconds=secs))
+        reports.append(evaluate(m, eval_sp, k_list, which=which, max_cases=max_cases, seed=seed, fit_seconds=secs))
     table = markdown_table(reports)
     typer.echo(table)
     if out:

@@ -57,6 +57,20 @@ class Split:
             **self.info,
         }
 
+    @property
+    def cold_items(self) -> set[str]:
+        """Items held out of training (cold start), empty unless the split was made with some."""
+        return set(self.info.get("cold_items", ()))
+
+    def cold_view(self) -> "Split":
+        """The same split with only the cases whose target is a cold (never trained) item."""
+        cold = self.cold_items
+        if not cold:
+            raise ValueError("this split holds out no items: make it with cold_items=0.1")
+        return Split(self.catalog, self.train, [c for c in self.valid if c.target in cold],
+                     [c for c in self.test if c.target in cold], self.protocol, self.seed,
+                     {**self.info, "view": "cold-start targets only"})
+
     def cases(self, which: str) -> list[Case]:
         if which not in ("valid", "test"):
             raise ValueError("which must be 'valid' or 'test'")
@@ -68,8 +82,14 @@ PROTOCOLS = ("user", "loo", "temporal")
 
 def make_split(dataset, protocol: str = "user", seed: int = 0, *,
                ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
-               temporal_quantiles: tuple[float, float] = (0.8, 0.9), check: bool = True) -> Split:
-    """Split ``dataset`` (a :class:`genrec.data.dataset.Dataset`) by ``protocol``."""
+               temporal_quantiles: tuple[float, float] = (0.8, 0.9), cold_items: float = 0.0,
+               check: bool = True) -> Split:
+    """Split ``dataset`` (a :class:`genrec.data.dataset.Dataset`) by ``protocol``.
+
+    ``cold_items=0.1`` holds out a seeded 10% of the items from training: they are removed from
+    every training sequence and every history, so they can appear only as validation/test
+    targets (see :meth:`Split.cold_view`). Text-based models can still find them by title.
+    """
     seqs: Sequences = dataset.sequences
     if protocol == "user":
         split = _user_split(seqs, seed, ratios)
@@ -82,12 +102,37 @@ def make_split(dataset, protocol: str = "user", seed: int = 0, *,
 
         raise UnknownNameError("split protocol", protocol, list(PROTOCOLS))
     train, valid, test, info = split
+    if cold_items:
+        train, valid, test, info = _hold_out_items(dataset.catalog, train, valid, test, info, cold_items, seed)
     info = {"dataset": dataset.name, "synthetic": dataset.synthetic,
             "preprocess": dataset.info.get("preprocess"), **info}
     out = Split(dataset.catalog, train, valid, test, protocol, seed, info)
     if check:
         check_leakage(out)
     return out
+
+
+def _hold_out_items(catalog: Catalog, train: Sequences, valid, test, info, frac: float, seed: int):
+    if not 0 < frac < 1:
+        raise ValueError(f"cold_items must be a fraction in (0, 1), got {frac}")
+    ids = sorted(catalog.ids)
+    random.Random(f"cold-{seed}").shuffle(ids)
+    cold = set(ids[: int(round(frac * len(ids)))])
+    from genrec.data.sequences import keep_items
+
+    warm = set(catalog.ids) - cold
+    train = keep_items(train, warm, f"hold out {len(cold)} cold items")
+
+    def strip(cases: list[Case]) -> list[Case]:
+        out = []
+        for c in cases:
+            h = tuple(i for i in c.history if i not in cold)
+            if h:
+                out.append(Case(c.user, h, c.target))
+        return out
+
+    info = {**info, "cold_items": sorted(cold), "cold_fraction": frac}
+    return train, strip(valid), strip(test), info
 
 
 def _case(user: str, seq: list[str]) -> Case:
@@ -192,6 +237,13 @@ def check_leakage(split: Split) -> None:
         late = [u for u, ts in (train.times or {}).items() if ts and max(ts) >= cut]
         if late:
             problems.append(f"{len(late)} training sequences have interactions after the cut")
+    cold = split.cold_items
+    if cold:
+        in_train = cold & train.item_set()
+        if in_train:
+            problems.append(f"{len(in_train)} held-out cold items appear in training")
+        if any(i in cold for c in split.valid + split.test for i in c.history):
+            problems.append("held-out cold items appear in evaluation histories")
     if problems:
         raise LeakageError("leakage check failed for the "
                            f"{split.protocol!r} split: " + "; ".join(problems[:10]))

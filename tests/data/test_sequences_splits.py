@@ -105,3 +105,19 @@ def test_preprocess_that_empties_a_dataset_says_why():
     ds = Dataset("ids-only", Catalog([Item("a"), Item("b")]), Sequences({"u": ["a", "b"]}))
     with pytest.raises(DataError, match="left no users.*no titles: use --preprocess standard"):
         ds.preprocess("gpt4rec")
+
+
+def test_cold_start_split_keeps_held_out_items_out_of_training(demo_small):
+    ds = demo_small.preprocess("gpt4rec")
+    sp = make_split(ds, "user", seed=0, cold_items=0.1)
+    cold = sp.cold_items
+    assert abs(len(cold) - 0.1 * len(ds.catalog)) <= 1
+    assert not cold & sp.train.item_set()
+    assert not any(i in cold for c in sp.test for i in c.history)
+    view = sp.cold_view()
+    assert view.test and all(c.target in cold for c in view.test)
+    assert len(view.test) < len(sp.test)
+    # the cold items are still in the catalog: text-based models can retrieve them
+    assert all(i in sp.catalog for i in cold)
+    with pytest.raises(ValueError, match="holds out no items"):
+        make_split(ds, "user", seed=0).cold_view()
