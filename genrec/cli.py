@@ -233,11 +233,13 @@ def recommend(model_dir: Path = typer.Option(..., "--model-dir", help="A folder 
 @app.command()
 def serve(model_dir: Path = typer.Option(..., "--model-dir"),
           db: str = typer.Option("sqlite:///genrec.db", "--db", help="SQLAlchemy URL: SQLite file or PostgreSQL."),
-          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port")) -> None:
-    """Serve a saved model over HTTP with a web page (token from $GENREC_TOKEN)."""
+          host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
+          protect_reads: bool = typer.Option(False, "--protect-reads", help="Require the token for reads too.")) -> None:
+    """Serve a saved model over HTTP with a web page at /. Write endpoints need the bearer token in
+    $GENREC_TOKEN when it is set (kept out of the command line, where `ps` would show it)."""
     from genrec.serve.app import run
 
-    run(model_dir=model_dir, db_url=db, host=host, port=port)
+    run(model_dir=model_dir, db_url=db, host=host, port=port, protect_reads=protect_reads or None)
 
 
 def main() -> None:

@@ -118,6 +118,12 @@ class Catalog:
             new.append(self._index[it.id])
         return new
 
+    def replace(self, item: Item) -> Item:
+        """Change an existing item's fields (title, brand, ...), keeping its index; returns it cleaned."""
+        n = self.index_of(item.id)
+        self._items[n] = _clean(item)
+        return self._items[n]
+
     def subset(self, item_ids: Iterable[str]) -> "Catalog":
         keep = set(item_ids)
         return Catalog((it for it in self._items if it.id in keep), source=self.source)

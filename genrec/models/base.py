@@ -97,6 +97,13 @@ class Recommender:
         searchable at once; id-based models cannot score them and leave them out."""
         return self._require_fitted().add(items)
 
+    def update_items(self, items: Iterable) -> None:
+        """Change existing items' fields after fitting (a corrected title, a new brand). Text-based
+        models override this to re-index the new text."""
+        catalog = self._require_fitted()
+        for it in items:
+            catalog.replace(it)
+
     def _require_fitted(self) -> Catalog:
         if self.catalog is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted: call fit(split) or load(path) first")

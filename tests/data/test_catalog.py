@@ -47,3 +47,12 @@ def test_load_names_bad_line(tmp_path):
     p.write_text('{"item_id": "a", "title": "x"}\n{not json\n')
     with pytest.raises(DataError, match=r"c.jsonl, line 2"):
         Catalog.load(p)
+
+
+def test_replace_keeps_index_and_cleans():
+    cat = Catalog([Item("a", "Old"), Item("b", "B")])
+    n = cat.index_of("a")
+    got = cat.replace(Item("a", "New &amp; better", "Brand"))
+    assert cat.index_of("a") == n and got.title == "New & better" and cat["a"].brand == "Brand"
+    with pytest.raises(KeyError):
+        cat.replace(Item("zz", "x"))

@@ -1,0 +1,16 @@
+"""`genrec serve`: an HTTP API, a database and a web page over one trained model.
+
+FastAPI, uvicorn and SQLAlchemy are imported only inside this package (``pip install 'genrec[serve]'``).
+Entry points: :func:`genrec.serve.app.create_app` (a model object or a saved model folder) and
+:func:`genrec.serve.app.run` (uvicorn, one worker; token from ``$GENREC_TOKEN``, reads protected
+too when ``$GENREC_PROTECT_READS=1``).
+
+Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
+
+- ``POST /recommend``: ``{"user": id}`` or ``{"history": [ids or titles]}``, ``k``, ``exclude_ids``,
+  ``category``; items with titles and scores, GPT4Rec's queries and which items each found, notes.
+- ``POST /events``: ``{"events": [{"user", "item", "time"}]}`` (token); used by the next request.
+- ``POST /items``, ``PATCH /items/{id}``, ``DELETE /items/{id}`` (token); ``GET /items/{id}``.
+- ``GET /users``, ``GET /users/{id}/history`` (404 for a user without events), ``GET /health``,
+  ``GET /metrics``; the web page at ``/``.
+"""

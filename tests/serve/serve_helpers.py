@@ -1,0 +1,114 @@
+"""Helpers for the service tests: a tiny real text recommender with GPT4Rec-shaped ``why``, and a
+real uvicorn server on a free 127.0.0.1 port in a thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from genrec.models.base import Recommendations, Recommender
+
+
+class QueryRec(Recommender):
+    """A small text recommender shaped like GPT4Rec, for the tests.
+
+    Its "generated queries" are the product types (last category) of the last two history items
+    plus ``extra_queries``; each query retrieves catalog items whose title contains it
+    (case-insensitive), most popular first; results are merged round-robin and filled by
+    popularity. New items (``add_items``) are searchable at once, as in GPT4Rec.
+    """
+
+    name = "queryrec-test"
+
+    def __init__(self, extra_queries: Sequence[str] = ()) -> None:
+        self.extra_queries = list(extra_queries)
+
+    def fit(self, split) -> "QueryRec":
+        self.catalog = split.catalog.copy()
+        counts = split.train.item_counts()
+        self.pop_ = {i: float(counts.get(i, 0)) for i in self.catalog.ids}
+        return self
+
+    def recommend(self, histories, k: int = 10, *, exclude_history: bool = True) -> Recommendations:
+        cat = self._require_fitted()
+        items, scores, why, notes = [], [], [], []
+        by_pop = sorted(cat.ids, key=lambda i: -self.pop_.get(i, 0.0))
+        for h in histories:
+            h = [i for i in h if i in cat]
+            seen = set(h) if exclude_history else set()
+            queries = []
+            for i in h[-2:][::-1]:
+                q = cat[i].categories[-1] if cat[i].categories else cat[i].title
+                if q not in queries:
+                    queries.append(q)
+            queries += self.extra_queries
+            hits = [[i for i in by_pop if q.casefold() in cat[i].title.casefold() and i not in seen] for q in queries]
+            out, from_q = [], {n: [] for n in range(len(queries))}
+            for rank in range(max((len(x) for x in hits), default=0)):
+                for n, lst in enumerate(hits):
+                    if rank < len(lst) and lst[rank] not in out and len(out) < k:
+                        out.append(lst[rank])
+                        from_q[n].append(lst[rank])
+            filled = 0
+            for i in by_pop:
+                if len(out) >= k:
+                    break
+                if i not in out and i not in seen:
+                    out.append(i)
+                    filled += 1
+            items.append(out)
+            scores.append([float(1.0 / (r + 1)) for r in range(len(out))])
+            why.append({"queries": [{"query": q, "score": float(-0.5 * n), "items": from_q[n]}
+                                    for n, q in enumerate(queries)], "filled_by_popularity": filled})
+            notes.append([])
+        return Recommendations(items, scores, why, notes)
+
+    def add_items(self, new) -> list[int]:
+        idx = self._require_fitted().add(new)
+        for j in idx:
+            self.pop_[self.catalog.id_at(j)] = 0.0
+        return idx
+
+
+class Server:
+    """uvicorn serving ``app`` on a free port in a daemon thread; ``stop()`` shuts it down."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                                                    lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@contextmanager
+def serving(model, db_url: str, **kw) -> Iterator[str]:  # noqa: ANN001
+    """Start the real service for ``model`` (object or folder) on ``db_url``; yield its base URL."""
+    from genrec.serve.app import create_app
+
+    s = Server(create_app(model, db_url, **kw))
+    try:
+        yield s.url
+    finally:
+        s.stop()
+
+
+def popular(split, n: int) -> list[str]:
+    """The ``n`` items the pop baseline recommends for an empty history, in its order."""
+    from genrec.models.registry import create
+
+    return create("pop").fit(split).recommend([[]], k=n).items[0]
