@@ -1,6 +1,11 @@
 """Shared fixtures: the synthetic demo shop (small) and paths to ../shared/datasets."""
 
+import os
 from pathlib import Path
+
+# OpenMP threads that spin while waiting make torch 10-30x slower whenever another process shares
+# the cores (measured: one SmolLM2 forward 11 s vs 0.4 s). Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
