@@ -95,14 +95,22 @@ class Recommender:
     def add_items(self, items: Iterable) -> list[int]:
         """Add new items (cold start) after fitting. Text-based models (GPT4Rec) make them
         searchable at once; id-based models cannot score them and leave them out."""
-        return self._require_fitted().add(items)
+        return self._own_catalog().add(items)
 
     def update_items(self, items: Iterable) -> None:
         """Change existing items' fields after fitting (a corrected title, a new brand). Text-based
         models override this to re-index the new text."""
-        catalog = self._require_fitted()
+        catalog = self._own_catalog()
         for it in items:
             catalog.replace(it)
+
+    def _own_catalog(self) -> Catalog:
+        """The model's catalog, copied once before the first change: ``fit`` shares the split's
+        catalog, and adding items to one model must not change the split or other models."""
+        catalog = self._require_fitted()
+        if getattr(self, "_owned_catalog", None) is not catalog:
+            self.catalog = self._owned_catalog = catalog.copy()
+        return self.catalog
 
     def _require_fitted(self) -> Catalog:
         if self.catalog is None:
@@ -217,23 +225,35 @@ class ScoringRecommender(Recommender):
 
 
 def top_k(scores: np.ndarray, k: int, exclude: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Top-``k`` indices per row (best first), ``exclude``d indices removed. Modifies ``scores``."""
+    """Top-``k`` indices per row, best first, ``exclude``d indices removed. Modifies ``scores``.
+
+    Ties are broken by the lower catalog index, so the first k items are the same whatever k is
+    (argpartition alone picks tied items arbitrarily, and Recall@10 would depend on the other Ks).
+    """
     n, m = scores.shape
     if exclude is not None:
         rows = np.repeat(np.arange(n), [len(e) for e in exclude])
         cols = np.concatenate(exclude) if exclude else np.empty(0, np.int64)
         scores[rows, cols] = -np.inf
     k_eff = min(k, m)
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff] if k_eff < m else np.tile(np.arange(m), (n, 1))
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1)
-    top_s = np.take_along_axis(part_scores, order, axis=1)
+    if k_eff < m:
+        part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1)  # the k-th largest score per row
+        # Rows where more items tie at the k-th score than fit: argpartition chose among them arbitrarily.
+        ambiguous = set(np.flatnonzero((scores >= kth[:, None]).sum(axis=1) > k_eff).tolist())
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+        ambiguous = set()
     out_i, out_s = [], []
     for r in range(n):
-        keep = np.isfinite(top_s[r])
-        out_i.append(top[r][keep])
-        out_s.append(top_s[r][keep])
+        row = scores[r]
+        cand = np.flatnonzero(row >= kth[r]) if r in ambiguous else part[r]
+        cs = row[cand]
+        order = np.lexsort((cand, -cs))[:k_eff]  # score descending, then index ascending
+        keep, ks = cand[order], cs[order]
+        fin = np.isfinite(ks)
+        out_i.append(keep[fin])
+        out_s.append(ks[fin])
     return out_i, out_s
 
 

@@ -54,3 +54,20 @@ def test_cold_items_are_left_out_by_id_models(demo_loo):
     m.add_items([Item("NEW", "Brand new thing")])
     recs = m.recommend([[]], k=len(m.catalog))
     assert "NEW" not in recs.items[0] and len(recs.items[0]) == len(m.catalog) - 1
+
+
+def test_top_k_ties_do_not_depend_on_k():
+    s = np.array([[1.0, 0.0, 0.0, 0.0, 0.0, 2.0, 0.0]], dtype=np.float32)
+    small, _ = top_k(s.copy(), 3)
+    big, _ = top_k(s.copy(), 6)
+    assert small[0].tolist() == [5, 0, 1] and big[0].tolist()[:3] == small[0].tolist()
+    assert big[0].tolist() == [5, 0, 1, 2, 3, 4]
+
+
+def test_add_items_does_not_change_the_split(demo_loo):
+    n = len(demo_loo.catalog)
+    a, b = create("pop").fit(demo_loo), create("pop").fit(demo_loo)
+    a.add_items([Item("NEW-A", "thing")])
+    assert len(demo_loo.catalog) == n and len(b.catalog) == n and len(a.catalog) == n + 1
+    a.add_items([Item("NEW-B", "other")])
+    assert len(a.catalog) == n + 2 and "NEW-A" in a.catalog
