@@ -1,0 +1,1 @@
+"""Language models: loading, scratch models, fine-tuning, generation."""

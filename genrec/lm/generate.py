@@ -1,0 +1,101 @@
+"""Multi-query generation: m beams -> m distinct queries with their scores, batched across users.
+
+Prompts are left-padded and grouped by length (less padding), decoded under bf16 autocast with
+the KV cache, and capped at ``max_new_tokens`` (a title rarely needs more than ~20 tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+MODES = ("beam", "greedy", "sample")
+
+
+def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_queries: int = 10, *,
+                     mode: str = "beam", max_new_tokens: int = 20, batch_size: int = 64, device=None,
+                     bf16: bool | str = "auto", temperature: float = 1.0, top_p: float = 0.95,
+                     length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True) -> list[list[tuple[str, float]]]:
+    """For each prompt (token ids), up to ``num_queries`` distinct queries, best first, as
+    ``(text, score)``. Beam scores are the length-normalised log-probabilities of transformers'
+    beam search; greedy and sampled queries are scored by their mean token log-probability.
+    Beams that decode to the same text (after whitespace folding) are kept once, with the best
+    score, so a user may get fewer than ``num_queries`` queries.
+
+    ``share_prefill``: transformers' ``generate`` copies each prompt m times (one per beam) before
+    encoding it, so the prompt (most of the tokens) is encoded m times. We encode each prompt once
+    into a KV cache, repeat the cache m times and hand it to ``generate``, which then decodes only
+    the new tokens (same results, about m times less prompt work)."""
+    import torch
+
+    from genrec.lm.train import resolve_bf16
+    from genrec.torch_utils import autocast, pick_device
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if num_queries < 1:
+        raise ValueError("num_queries must be >= 1")
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    model.to(device)
+    model.eval()
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = tokenizer.eos_token_id
+    n_ret = 1 if mode == "greedy" else num_queries
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    out: list[list[tuple[str, float]]] = [[] for _ in prompts]
+    if mode == "sample":
+        torch.manual_seed(seed)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.full((len(idx), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            p = list(prompts[i])
+            if p:
+                ids[r, width - len(p):] = torch.tensor(p)
+                mask[r, width - len(p):] = 1
+        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos,
+                  return_dict_in_generate=True, output_scores=True, num_return_sequences=n_ret)
+        if mode == "beam":
+            kw.update(num_beams=num_queries, do_sample=False, early_stopping=True, length_penalty=length_penalty)
+        elif mode == "greedy":
+            kw.update(num_beams=1, do_sample=False)
+        else:
+            kw.update(num_beams=1, do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        expand = num_queries if mode == "beam" else n_ret
+        with torch.inference_mode(), autocast(device, resolve_bf16(bf16, device)):
+            if share_prefill and width > 1:
+                kw["past_key_values"] = _prefill(model, ids[:, :-1].to(device), mask[:, :-1].to(device), expand)
+            res = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kw)
+        new = res.sequences[:, width:].cpu()
+        if mode == "beam":
+            scores = res.sequences_scores.float().cpu().tolist()
+        else:
+            trans = model.compute_transition_scores(res.sequences, res.scores, normalize_logits=True).float().cpu()
+            valid = (new != pad) | (new == eos)
+            # positions after the first EOS are padding
+            after_eos = (new == eos).int().cumsum(1) - (new == eos).int() > 0
+            valid &= ~after_eos
+            trans = torch.where(valid, trans, torch.zeros_like(trans))
+            scores = (trans.sum(1) / valid.sum(1).clamp(min=1)).tolist()
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        for r, i in enumerate(idx):
+            seen: dict[str, float] = {}
+            for j in range(r * n_ret, (r + 1) * n_ret):
+                q = " ".join(texts[j].split())
+                if q and (q not in seen or scores[j] > seen[q]):
+                    seen[q] = scores[j]
+            out[i] = sorted(seen.items(), key=lambda kv: -kv[1])[:num_queries]
+    return out
+
+
+def _prefill(model, ids, mask, expand: int):
+    """Encode the prompts once; return their KV cache repeated ``expand`` times per row."""
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    if expand > 1:
+        cache.batch_repeat_interleave(expand)
+    return cache
