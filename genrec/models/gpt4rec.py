@@ -230,13 +230,19 @@ class GPT4Rec(Recommender):
     # -- cold start -------------------------------------------------------------------------------
     def add_items(self, items: Iterable[Item]) -> list[int]:
         """Add items after fitting; they are searchable (and recommendable) at once."""
-        catalog = self._require_fitted()
+        catalog = self._own_catalog()
         items = list(items)
         new = catalog.add(items)
         new_items = [catalog.item_at(j) for j in new]
         self._title_ids.extend(self._builder.titles_ids([it.title for it in new_items]))
         self._bm25.add([it.id for it in new_items], [it.title for it in new_items])
         return new
+
+    def update_items(self, items: Iterable[Item]) -> None:
+        """Change items' titles (or other fields) after fitting; search uses the new titles at once."""
+        super().update_items(items)
+        self._title_ids = self._builder.titles_ids(self.catalog.titles)
+        self._bm25.build(self.catalog.ids, self.catalog.titles)
 
     # -- persistence ------------------------------------------------------------------------------
     def _state(self) -> dict:

@@ -79,6 +79,19 @@ def test_cold_start_item_is_searchable_and_recommended(fitted, demo_user, tmp_pa
     assert "NEW-1" not in demo_user.catalog  # the split's catalog is not modified
 
 
+def test_updated_title_is_searchable_at_once(fitted, demo_user, tmp_path):
+    m = load_model(fitted.save(tmp_path / "m"))
+    m.num_queries = 2
+    m._bm25.set_params(k1=1.2, b=0.0)
+    hist = list(demo_user.test[0].history)
+    top_query = m.generate_queries([hist])[0][0][0]
+    victim = next(i for i in m.catalog.ids if i not in hist and i not in m.recommend([hist], k=4).items[0])
+    old = m.catalog[victim]
+    m.update_items([Item(victim, title=f"{top_query} {top_query}", brand=old.brand, categories=old.categories)])
+    assert m.recommend([hist], k=4).items[0][0] == victim
+    assert demo_user.catalog[victim].title == old.title  # the split's catalog is not modified
+
+
 def test_bad_parameters_fail_clearly(demo_user):
     with pytest.raises(ValueError, match="decode"):
         GPT4Rec(decode="nucleus").fit(demo_user)
