@@ -26,6 +26,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from genrec.models.registry import parse_params
+
 ROOT = Path(__file__).resolve().parents[1]
 KS = (5, 10, 20, 40)
 
@@ -69,22 +71,6 @@ def model_available(name: str) -> tuple[bool, str]:
     if importlib.util.find_spec(module) is None:
         return False, f"module {module} does not exist yet: skipped"
     return True, ""
-
-
-def parse_params(items: list[str], model: str) -> dict:
-    """``key=value`` or ``model.key=value`` (values parsed as JSON when they parse)."""
-    out = {}
-    for p in items or []:
-        key, _, raw = p.partition("=")
-        if "." in key:
-            target, key = key.split(".", 1)
-            if target != model:
-                continue
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def cpu_seconds() -> float:

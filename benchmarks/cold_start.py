@@ -16,13 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from genrec.cli import parse_params
 from genrec.data.registry import load_dataset, spec
 from genrec.data.splits import make_split
 from genrec.eval.evaluate import evaluate
 from genrec.eval.report import markdown_table
 from genrec.eval.runcard import machine, peak_memory_mb
-from genrec.models.registry import create
+from genrec.models.registry import create, parse_params
 
 OUT = Path(__file__).parent / "results"
 

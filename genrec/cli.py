@@ -5,7 +5,6 @@ Heavy libraries are imported inside the commands, so ``genrec --help`` starts fa
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -32,21 +31,13 @@ def _fail(msg: str) -> None:
 
 
 def parse_params(params: list[str] | None, model: str) -> dict[str, Any]:
-    """``key=value`` pairs (values parsed as JSON when they parse) for ``model``."""
-    out: dict[str, Any] = {}
-    for p in params or []:
-        if "=" not in p:
-            _fail(f"--param takes key=value, got {p!r}")
-        key, raw = p.split("=", 1)
-        if "." in key:
-            target, key = key.split(".", 1)
-            if target != model:
-                continue
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    """``--param`` pairs for ``model``; a malformed pair is a usage error."""
+    from genrec.models.registry import parse_params as parse
+
+    try:
+        return parse(params, model)
+    except ValueError as e:
+        _fail(f"--param: {e}")
 
 
 def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False,

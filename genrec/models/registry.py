@@ -39,6 +39,27 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
+def parse_params(pairs: list[str] | None, model: str) -> dict[str, Any]:
+    """``key=value`` pairs for ``model`` (values parsed as JSON when they parse, else strings);
+    ``other.key=value`` pairs meant for another model are skipped."""
+    import json
+
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise ValueError(f"a parameter takes key=value, got {p!r}")
+        key, raw = p.split("=", 1)
+        if "." in key:
+            target, key = key.split(".", 1)
+            if target != model:
+                continue
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def model_class(name: str) -> type:
     """The class registered as ``name``; a clear error listing known names otherwise."""
     if name not in MODELS:

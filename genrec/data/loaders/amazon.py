@@ -31,6 +31,7 @@ from genrec.data.catalog import Catalog, Item
 from genrec.data.dataset import Dataset, id_only_catalog
 from genrec.data.loaders.generic import catalog_with_missing, sequences_from_events
 from genrec.data.sequences import Sequences
+from genrec.data.loaders.jsonl import iter_json_objects
 from genrec.errors import DataError
 
 # -- the sequences.txt layout ------------------------------------------------------------------
@@ -73,39 +74,26 @@ def read_items_jsonl(path: str | Path) -> list[Item]:
     path = Path(path)
     out: list[Item] = []
     seen: dict[str, int] = {}
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not UTF-8 (byte {e.start}: {e.reason})", path=path, line=n) from None
-            if not text.strip():
-                continue
-            try:
-                d = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(f"bad JSON ({e.msg}, column {e.colno})", path=path, line=n) from None
-            if not isinstance(d, dict):
-                raise DataError(f"expected a JSON object, got {type(d).__name__}", path=path, line=n)
-            iid = d.get("item_id")
-            if iid is None or not str(iid).strip():
-                raise DataError("missing item_id", path=path, line=n, field="item_id")
-            iid = str(iid).strip()
-            if iid in seen:
-                raise DataError(f"duplicate item_id {iid!r} (first on line {seen[iid]})", path=path, line=n,
-                                field="item_id")
-            seen[iid] = n
-            cats = d.get("categories") or ()
-            if isinstance(cats, str):
-                cats = [cats]
-            if not isinstance(cats, (list, tuple)):
-                raise DataError(f"categories must be a list, got {type(cats).__name__}", path=path, line=n,
-                                field="categories")
-            title = d.get("title")
-            brand = d.get("brand")
-            out.append(Item(id=iid, title="" if title is None else str(title),
-                            brand=None if brand is None else str(brand),
-                            categories=tuple(str(c) for c in cats if c is not None)))
+    for n, d in iter_json_objects(path):
+        iid = d.get("item_id")
+        if iid is None or not str(iid).strip():
+            raise DataError("missing item_id", path=path, line=n, field="item_id")
+        iid = str(iid).strip()
+        if iid in seen:
+            raise DataError(f"duplicate item_id {iid!r} (first on line {seen[iid]})", path=path, line=n,
+                            field="item_id")
+        seen[iid] = n
+        cats = d.get("categories") or ()
+        if isinstance(cats, str):
+            cats = [cats]
+        if not isinstance(cats, (list, tuple)):
+            raise DataError(f"categories must be a list, got {type(cats).__name__}", path=path, line=n,
+                            field="categories")
+        title = d.get("title")
+        brand = d.get("brand")
+        out.append(Item(id=iid, title="" if title is None else str(title),
+                        brand=None if brand is None else str(brand),
+                        categories=tuple(str(c) for c in cats if c is not None)))
     return out
 
 

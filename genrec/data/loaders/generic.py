@@ -16,7 +16,6 @@ The registry name ``generic`` loads a folder (``--data-dir``) holding ``interact
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import IO, Any, Iterable, Iterator, Sequence
 from genrec.data.catalog import Catalog, Item
 from genrec.data.dataset import Dataset
 from genrec.data.sequences import Sequences
+from genrec.data.loaders.jsonl import iter_json_objects
 from genrec.errors import DataError, GenrecError
 
 INTERACTION_FILES = ("interactions.csv", "interactions.tsv", "interactions.parquet")
@@ -154,22 +154,9 @@ def _read_csv(path: Path, sep: str) -> tuple[list[str], Iterator[tuple[int, dict
 def _read_jsonl(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, Any]]]]:
     records: list[tuple[int, dict[str, Any]]] = []
     columns: dict[str, None] = {}
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"not UTF-8 ({e.reason})", path=path, line=n) from None
-            if not text.strip():
-                continue
-            try:
-                d = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(f"bad JSON ({e.msg}, column {e.colno})", path=path, line=n) from None
-            if not isinstance(d, dict):
-                raise DataError(f"expected a JSON object, got {type(d).__name__}", path=path, line=n)
-            columns.update(dict.fromkeys(d))
-            records.append((n, d))
+    for n, d in iter_json_objects(path):
+        columns.update(dict.fromkeys(d))
+        records.append((n, d))
     return list(columns), iter(records)
 
 
