@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 PAPER = {(5, 5): 0.0653, (10, 10): 0.1036, (20, 20): 0.1454, (40, 40): 0.2040}
@@ -38,6 +39,7 @@ def main() -> None:
     from genrec.data.sequences import Sequences
     from genrec.data.splits import make_split
     from genrec.eval.evaluate import evaluate
+    from genrec.eval.runcard import machine
     from genrec.models.gpt4rec import GPT4Rec
 
     t0 = time.perf_counter()
@@ -48,7 +50,7 @@ def main() -> None:
         users = sorted(sp.train.users)[: a.train_users]
         sp.train = Sequences({u: sp.train[u] for u in users}, None, list(sp.train.log) + [f"first {a.train_users} users"])
     out = {"args": vars(a), "split": sp.describe(), "train_users_used": len(sp.train),
-           "train_users_available": full_train, "machine": "2 vCPU shared with ~7 other engineers' jobs (load 10-16)"}
+           "train_users_available": full_train, "machine": machine(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     model = GPT4Rec(lm=a.lm, num_queries=10, epochs=a.epochs, valid_users=a.valid_users, augment_prefixes=False,
                     target_only_loss=a.target_only_loss, lr=a.lr, patience=None, seed=a.seed, progress=False)
     t = time.perf_counter()
