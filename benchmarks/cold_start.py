@@ -67,7 +67,7 @@ def main() -> None:
           f"Machine: {info['machine'].get('cpu', '?')}, {info['machine']['cpus']} cores; wall time {wall:.0f} s.", "",
           table, "",
           "Id-based models have no trained representation of a held-out item and can rank it only by "
-          "chance; GPT4Rec and ContentRec reach it through its title.", "",
+          "chance; the text-based models (GPT4Rec, title-bm25, ContentRec) reach it through its title.", "",
           f"With {info['evaluated_cases']} cases one hit moves Recall by {1 / info['evaluated_cases']:.3f}: "
           + ("too few to rank the text models against each other; a sanity check that only they reach cold items."
              if info["evaluated_cases"] < 200 else "differences below a few hits are noise.")]

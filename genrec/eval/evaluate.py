@@ -33,6 +33,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     Full ranking over the whole catalog is the default. ``sampled_negatives=N`` ranks each target
     among N sampled non-history items instead (only for models that score every item); it
     inflates numbers and is not comparable with full ranking, so it warns.
+    A model with ``recommend_for_ks(histories, ks)`` (one list per K) is evaluated per K.
     """
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] <= 0:
@@ -45,6 +46,10 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         raise ValueError(f"the split has no {which} cases")
     max_k = ks[-1]
     ranks = np.zeros(len(cases), dtype=np.int64)
+    # Models whose top-K list depends on K (GPT4Rec's merge gives each query K/m slots, so its
+    # top 10 is not the first 10 of its top 40) are asked for each K, as the paper evaluates them.
+    per_k = callable(getattr(model, "recommend_for_ks", None)) and not sampled_negatives
+    lists_by_k: dict[int, list[list[str]]] = {k: [] for k in ks}
     lists: list[list[str]] = []
     whys: list = []
     notes: list = []
@@ -60,24 +65,30 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         else:
             for start in range(0, len(cases), batch_size):
                 batch = cases[start:start + batch_size]
-                recs = model.recommend([list(c.history) for c in batch], k=max_k, exclude_history=exclude_history)
-                for j, c in enumerate(batch):
-                    items = recs.items[j]
-                    lists.append(items)
-                    try:
-                        ranks[start + j] = items.index(c.target) + 1
-                    except ValueError:
-                        ranks[start + j] = 0
+                histories = [list(c.history) for c in batch]
+                if per_k:
+                    by_k = model.recommend_for_ks(histories, ks, exclude_history=exclude_history)
+                    for k in ks:
+                        lists_by_k[k].extend(by_k[k].items)
+                    recs = by_k[max_k]
+                else:
+                    recs = model.recommend(histories, k=max_k, exclude_history=exclude_history)
+                lists.extend(recs.items)
                 whys.extend(recs.why)
                 notes.extend(recs.notes)
                 bar.update(len(batch))
+            ranks = _ranks(cases, lists)
     bar.close()
 
     table: dict[str, float] = {}
     for k in ks:
-        for name, vals in M.rank_metrics(ranks, k).items():
+        ranks_k = _ranks(cases, lists_by_k[k]) if per_k else ranks
+        for name, vals in M.rank_metrics(ranks_k, k).items():
             table[f"{name}@{k}"] = float(vals.mean())
-    if lists:
+    if per_k:
+        for k in ks:
+            _attribute_metrics(table, split.catalog, cases, lists_by_k[k], [k], attributes)
+    elif lists:
         _attribute_metrics(table, split.catalog, cases, lists, ks, attributes)
     per_case = [{"user": c.user, "target": c.target, "rank": int(r)} for c, r in zip(cases, ranks)]
     card = {
@@ -95,6 +106,17 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         "machine": machine(),
     }
     return Report(card["model"], table, per_case, card, whys=whys, lists=lists)
+
+
+def _ranks(cases: list[Case], lists: list[list[str]]) -> np.ndarray:
+    """1-based rank of each case's target in its list, 0 when absent."""
+    out = np.zeros(len(cases), dtype=np.int64)
+    for n, (c, items) in enumerate(zip(cases, lists)):
+        try:
+            out[n] = items.index(c.target) + 1
+        except ValueError:
+            pass
+    return out
 
 
 def _nanmean(xs) -> float:

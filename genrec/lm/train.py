@@ -179,6 +179,8 @@ def train_lm(model, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: in
     step, epoch, group_pos = 0, 0, 0
     best_state = None
     ckpt = Path(cfg.checkpoint_dir) / "last.pt" if cfg.checkpoint_dir else None
+    if ckpt is not None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
     if ckpt is not None and resume and ckpt.is_file():
         info = load_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched)
         step, epoch = info["step"], info["epoch"]
@@ -254,7 +256,9 @@ def train_lm(model, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: in
                 res.best_metric, res.best_epoch, stale = metric, epoch + 1, 0
                 best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
                 if cfg.checkpoint_dir:
-                    torch.save(best_state, Path(cfg.checkpoint_dir) / "best.pt")
+                    best_file = Path(cfg.checkpoint_dir) / "best.pt"
+                    torch.save(best_state, best_file.with_suffix(".tmp"))
+                    best_file.with_suffix(".tmp").replace(best_file)  # atomic: never a torn best.pt
             else:
                 stale += 1
         res.history.append(row)

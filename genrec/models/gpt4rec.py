@@ -29,20 +29,17 @@ import time
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from genrec.data.catalog import Item
 from genrec.errors import GenrecError
-from genrec.models.base import Recommendations, Recommender
+from genrec.models.query_search import QuerySearchRecommender, sample_cases
 
-K1_GRID = (0.3, 0.6, 1.2, 2.0, 3.0)
-B_GRID = (0.25, 0.5, 0.75, 0.9)
 STATE_FILE = "gpt4rec_state.json"
 LM_DIR = "lm"
 
 
-class GPT4Rec(Recommender):
-    """Generative queries + BM25 + rank-based merge. See the module docstring."""
+class GPT4Rec(QuerySearchRecommender):
+    """Generative queries + BM25 + rank-based merge (search and merge live in
+    :class:`~genrec.models.query_search.QuerySearchRecommender`). See the module docstring."""
 
     name = "gpt4rec"
 
@@ -99,7 +96,7 @@ class GPT4Rec(Recommender):
         self._check_params()
         t0 = time.perf_counter()
         seed_everything(self.seed)
-        self.catalog = split.catalog.copy()
+        self._setup_search(split)
         self._device = pick_device(self.device)
         template = PromptTemplate.for_domain(self.domain)
         scratch = is_scratch(self.lm)
@@ -116,13 +113,10 @@ class GPT4Rec(Recommender):
         self._builder = PromptBuilder(tok, template, max_title_tokens=self.max_title_tokens,
                                       max_prompt_tokens=self.max_prompt_tokens)
         self._title_ids = self._builder.titles_ids(self.catalog.titles)
-        counts = split.train.item_counts()
-        self.popular_ = [i for i, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:1000]
-        self._build_index(self.k1, self.b)
         seqs = [[self._title_ids[j] for j in self.catalog.indices(s, skip_unknown=True)]
                 for s in split.train.items.values()]
         examples = build_examples(self._builder, seqs, augment_prefixes=self.augment_prefixes)
-        valid = _sample(split.valid, self.valid_users, self.seed)
+        valid = sample_cases(split.valid, self.valid_users, self.seed)
         eval_fn = (lambda _m: self._recall(valid, self.valid_k)) if valid else None
         cfg = TrainConfig(epochs=self.epochs, lr=self.lr or (2e-3 if scratch else 1e-4), weight_decay=0.01,
                           warmup_ratio=self.warmup_ratio, batch_size=self.batch_size, grad_accum=self.grad_accum,
@@ -145,29 +139,6 @@ class GPT4Rec(Recommender):
                           "fit_seconds": round(time.perf_counter() - t0, 2)}
         return self
 
-    def _build_index(self, k1: float, b: float) -> None:
-        from genrec.retrieval.bm25 import BM25Index
-
-        self._bm25 = BM25Index(k1, b).build(self.catalog.ids, self.catalog.titles)
-
-    def _recall(self, cases, k: int, queries=None) -> float:
-        recs = self._recommend([list(c.history) for c in cases], k, queries=queries)
-        return float(np.mean([c.target in items for c, items in zip(cases, recs.items)]))
-
-    def _tune_bm25(self, valid) -> None:
-        """Grid-search k1, b on validation users with the queries generated once."""
-        queries = self._generate([list(c.history) for c in valid])
-        best = (-1.0, self.k1_, self.b_)
-        for k1 in K1_GRID:
-            for b in B_GRID:
-                self._bm25.set_params(k1, b)
-                r = self._recall(valid, self.valid_k, queries)
-                self.bm25_grid_.append({"k1": k1, "b": b, f"recall@{self.valid_k}": r})
-                if r > best[0] + 1e-12:
-                    best = (r, k1, b)
-        _, self.k1_, self.b_ = best
-        self._bm25.set_params(self.k1_, self.b_)
-
     # -- recommending -----------------------------------------------------------------------------
     def _generate(self, histories: Sequence[Sequence[str]]) -> list[list[tuple[str, float]]]:
         from genrec.lm.generate import generate_queries
@@ -180,74 +151,22 @@ class GPT4Rec(Recommender):
                                 max_new_tokens=self.max_new_tokens, batch_size=self.gen_batch_size,
                                 device=self._device, seed=self.seed)
 
-    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
-                  exclude_history: bool = True) -> Recommendations:
-        self._require_fitted()
-        if k <= 0:
-            raise ValueError("k must be positive")
-        return self._recommend(histories, k, exclude_history=exclude_history)
-
-    def _recommend(self, histories, k: int, *, exclude_history: bool = True, queries=None) -> Recommendations:
-        from genrec.retrieval.merge import rank_merge
-
-        encoded, notes = self.encode_histories(histories)
-        if not encoded:
-            return Recommendations([], [], [], [])
-        known = [[self.catalog.id_at(j) for j in e] for e in encoded]
-        if queries is None:
-            queries = self._generate(known)
-        flat = [q for qs in queries for q, _ in qs]
-        n = k + max((len(h) for h in known), default=0) if exclude_history else k
-        found, _ = self._bm25.search(flat, n)
-        items, scores, whys = [], [], []
-        pos = 0
-        for u, qs in enumerate(queries):
-            res = found[pos:pos + len(qs)]
-            pos += len(qs)
-            merged = rank_merge(res, k, exclude=set(known[u]) if exclude_history else (), popular=self.popular_)
-            items.append(merged.items)
-            scores.append(merged.scores)
-            whys.append({"queries": [{"query": q, "score": float(s), "items": c}
-                                     for (q, s), c in zip(qs, merged.contributions)],
-                         "filled_by_popularity": merged.filled_by_popularity})
-            if not known[u]:
-                notes[u].append("empty history: the queries come from the prompt words alone")
-            if len(qs) < self.num_queries:
-                notes[u].append(f"{len(qs)} distinct queries generated (asked for {self.num_queries})")
-            if merged.filled_from_queries:
-                notes[u].append(f"{merged.filled_from_queries} item(s) filled from later query results "
-                                "(some queries found fewer than their share)")
-            if merged.filled_by_popularity:
-                notes[u].append(f"{merged.filled_by_popularity} item(s) filled by popularity "
-                                "(the queries found too few items)")
-        return Recommendations(items, scores, whys, notes)
-
-    def generate_queries(self, histories: Sequence[Sequence[str]]) -> list[list[tuple[str, float]]]:
-        """The queries the LM writes for each history (unknown ids ignored), best first."""
-        self._require_fitted()
-        return self._generate(histories)
+    def _empty_history_note(self) -> str:
+        return "empty history: the queries come from the prompt words alone"
 
     # -- cold start -------------------------------------------------------------------------------
     def add_items(self, items: Iterable[Item]) -> list[int]:
         """Add items after fitting; they are searchable (and recommendable) at once."""
-        catalog = self._own_catalog()
-        items = list(items)
-        new = catalog.add(items)
-        new_items = [catalog.item_at(j) for j in new]
-        self._title_ids.extend(self._builder.titles_ids([it.title for it in new_items]))
-        self._bm25.add([it.id for it in new_items], [it.title for it in new_items])
+        new = super().add_items(items)
+        self._title_ids.extend(self._builder.titles_ids([self.catalog.item_at(j).title for j in new]))
         return new
 
     def update_items(self, items: Iterable[Item]) -> None:
-        """Change items' titles (or other fields) after fitting; search uses the new titles at once."""
+        """Change items' titles (or other fields) after fitting; search and prompts use them at once."""
         super().update_items(items)
         self._title_ids = self._builder.titles_ids(self.catalog.titles)
-        self._bm25.build(self.catalog.ids, self.catalog.titles)
 
     # -- persistence ------------------------------------------------------------------------------
-    def _state(self) -> dict:
-        return {k: v for k, v in vars(self).items() if k.endswith("_") and not k.startswith("_")}
-
     def _save_state(self, path: Path) -> None:
         self._model.save_pretrained(path / LM_DIR)
         self._tok.save_pretrained(path / LM_DIR)
@@ -268,15 +187,6 @@ class GPT4Rec(Recommender):
                                       max_title_tokens=self.max_title_tokens, max_prompt_tokens=self.max_prompt_tokens)
         self._title_ids = self._builder.titles_ids(self.catalog.titles)
         self._build_index(self.k1_, self.b_)
-
-
-def _sample(cases, n: int, seed: int) -> list:
-    if n <= 0 or not cases:
-        return []
-    if len(cases) <= n:
-        return list(cases)
-    rng = np.random.default_rng(seed)
-    return [cases[i] for i in sorted(rng.choice(len(cases), n, replace=False))]
 
 
 def _load_pretrained(name: str, device):

@@ -22,6 +22,7 @@ MODELS: dict[str, str] = {
     "sasrec": "genrec.models.baselines.sasrec:SASRec",
     "bert4rec": "genrec.models.baselines.bert4rec:BERT4Rec",
     "gpt4rec": "genrec.models.gpt4rec:GPT4Rec",
+    "title-bm25": "genrec.models.query_search:HistoryTitleSearch",
     "genrec-seq2seq": "genrec.models.seq2seq:GenRecSeq2Seq",
 }
 
@@ -35,6 +36,7 @@ DESCRIPTIONS: dict[str, str] = {
     "sasrec": "self-attentive sequential recommendation (PyTorch)",
     "bert4rec": "bidirectional masked-item transformer (PyTorch)",
     "gpt4rec": "LM generates search queries; BM25 over titles retrieves; rank-based merge",
+    "title-bm25": "GPT4Rec without the LM: the last m history titles are the queries (BM25 + merge)",
     "genrec-seq2seq": "encoder-decoder over item tokens, masked-item pretraining, beam search",
 }
 

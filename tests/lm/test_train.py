@@ -72,7 +72,7 @@ def test_loss_decreases_and_interrupted_training_resumes_exactly(tiny_tok, examp
         torch.testing.assert_close(sa[k], sc[k], atol=1e-6, rtol=1e-5)
 
 
-def test_best_epoch_is_kept(tiny_tok, examples):
+def test_best_epoch_is_kept_and_checkpointed_in_a_new_folder(tiny_tok, examples, tmp_path):
     model = build_model("tiny", tiny_tok, n_positions=128, seed=0)
     scores = iter([0.5, 0.9, 0.1])
     snapshots = []
@@ -81,12 +81,16 @@ def test_best_epoch_is_kept(tiny_tok, examples):
         snapshots.append(_state(m))
         return next(scores)
 
-    res = train_lm(model, examples, TrainConfig(epochs=3, lr=3e-3, batch_size=12, row_len=128, progress=False),
+    folder = tmp_path / "not" / "yet" / "there"
+    res = train_lm(model, examples, TrainConfig(epochs=3, lr=3e-3, batch_size=12, row_len=128, progress=False,
+                                                checkpoint_dir=str(folder)),
                    pad_id=tiny_tok.eos_token_id, device="cpu", eval_fn=eval_fn)
     assert res.best_epoch == 2 and [h["valid"] for h in res.history] == [0.5, 0.9, 0.1]
     final = _state(model)
+    best = torch.load(folder / "best.pt", weights_only=True)
     for k in final:
         torch.testing.assert_close(final[k], snapshots[1][k])
+        torch.testing.assert_close(best[k], snapshots[1][k])
 
 
 def test_bf16_auto_only_where_native():
