@@ -41,7 +41,12 @@ def main() -> None:
     ap.add_argument("--save-dir", default=None)
     ap.add_argument("--model-dir", default=None, help="evaluate this saved model instead of training")
     ap.add_argument("--out", default="benchmarks/results/gpt4rec_beauty.json")
+    ap.add_argument("--render", default=None, help="only write the Markdown page of this results JSON "
+                    "(and evaluate the tuned classical baselines on the same test users)")
     a = ap.parse_args()
+    if a.render:
+        render(a.render)
+        return
     import torch
 
     torch.set_num_threads(a.threads)
@@ -108,6 +113,93 @@ def main() -> None:
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)
     print(json.dumps({k: v for k, v in out.items() if not k.endswith("results")}, indent=1, default=str))
+
+
+BASELINES = "benchmarks/results/baselines_amazon-beauty_user.json"
+SEQUENTIAL = "benchmarks/results/sequential/baselines_amazon-beauty_user.json"
+
+
+def render(path: str) -> None:
+    """Markdown page for a results JSON of this script: Table 1 (Recall@K per m) and Table 3
+    (Diversity/Coverage), with the tuned baselines re-evaluated on the same sampled test users."""
+    from pathlib import Path
+
+    from genrec.data.registry import load_dataset
+    from genrec.data.splits import make_split
+    from genrec.eval.evaluate import evaluate
+    from genrec.models.registry import create
+
+    d = json.loads(Path(path).read_text())
+    a = d["args"]
+    sp = make_split(load_dataset("amazon-beauty", preprocess="gpt4rec"), "user", seed=a["seed"])
+    n = a["test_users"] or len(sp.test)
+    same = {}
+    for r in json.loads(Path(BASELINES).read_text())["results"]:
+        t = time.perf_counter()
+        model = create(r["model"], **r["params"]).fit(sp)
+        same[r["model"]] = evaluate(model, sp, ks=(5, 10, 20, 40), max_cases=n, seed=a["seed"], progress=False).table
+        print(r["model"], round(time.perf_counter() - t, 1), "s", flush=True)
+    seq = {r["model"]: r["metrics"] for r in json.loads(Path(SEQUENTIAL).read_text())["results"]}
+    ms = sorted(int(m) for m in d["results"])
+    ks = (5, 10, 20, 40)
+
+    def cell(row: dict | None, key: str) -> str:
+        return f"{row[key]:.4f}" if row and key in row else "-"
+
+    hist = d.get("train_history", [])
+    lines = [f"# GPT4Rec on Amazon Beauty, GPT4Rec's user split ({Path(path).name})", "",
+             f"Command: `python benchmarks/gpt4rec_beauty.py {' '.join(f'--{k.replace(chr(95), chr(45))} {v}' for k, v in a.items() if v not in (None, False) and k != 'render')}`  ",
+             f"Page: `python benchmarks/gpt4rec_beauty.py --render {path}`  ",
+             f"Split: seed {a['seed']}, {d['split']['train_users']:,} training users ({d['train_users_used']:,} used), "
+             f"{d['split']['test_cases']:,} test cases of which **{n} sampled** (seed {a['seed']}) for GPT4Rec, title-bm25 "
+             f"and the baselines in Table 1; {d['split']['items']:,} items, full ranking, history excluded.  ",
+             f"LM: `{a['lm']}` scratch GPT-2 + BPE tokenizer trained on the titles, {a['epochs']} epochs, lr {a['lr']}, "
+             f"best epoch by validation Recall@10 ({a['valid_users']} users): {d.get('best_epoch')}; BM25 k1={d['k1']}, b={d['b']} "
+             f"(grid on the validation users).  ",
+             f"Machine: {d['machine'].get('cpu', d['machine'])}, 2 cores; load average at start {d.get('load_average_at_start')}, "
+             f"after fit {d.get('load_average_after_fit')}, at end {d.get('load_average_at_end')}; "
+             f"fit {d.get('fit_seconds', 0) / 60:.1f} min, total {d.get('total_seconds', 0) / 60:.1f} min.", "",
+             "Training per epoch (loss, validation Recall@10, tokens/s): " + "; ".join(
+                 f"{h['epoch']}: {h['loss']:.3f}, {h.get('valid')}, {h['tokens_per_s']:,.0f}" for h in hist), "",
+             "## Table 1: Recall@K (each K its own merge of m queries, as the paper)", "",
+             "| model | m | " + " | ".join(f"R@{k}" for k in ks) + " | " + " | ".join(f"N@{k}" for k in ks) + " |",
+             "|---|---|" + "---|" * (2 * len(ks))]
+    for m in ms:
+        for name, res in (("GPT4Rec", d["results"]), ("title-bm25 (no LM)", d["reference_results"])):
+            row = res[str(m)]
+            lines.append(f"| {name} | {m} | " + " | ".join(cell(row, f"recall@{k}") for k in ks) + " | "
+                         + " | ".join(cell(row, f"ndcg@{k}") for k in ks) + " |")
+    for name, row in same.items():
+        lines.append(f"| {name} (same {n} users) | - | " + " | ".join(cell(row, f"recall@{k}") for k in ks) + " | "
+                     + " | ".join(cell(row, f"ndcg@{k}") for k in ks) + " |")
+    for name, row in seq.items():
+        lines.append(f"| {name} (all {d['split']['test_cases']:,} users) | - | " + " | ".join(cell(row, f"recall@{k}") for k in ks)
+                     + " | " + " | ".join(cell(row, f"ndcg@{k}") for k in ks) + " |")
+    lines.append("| *paper GPT4Rec (GPT-2 117M), K=m* | | *0.0653* | *0.1036* | *0.1454* | *0.2040* | | | | |")
+    lines += ["", "## Table 3: Diversity@K and Coverage@K (categories / brands), GPT4Rec with m = K", "",
+              "| K | model | Diversity cat. | Coverage cat. | Diversity brand | Coverage brand |", "|---|---|---|---|---|---|"]
+    for k in ks:
+        if str(k) in d["results"]:
+            for name, res in (("GPT4Rec", d["results"]), ("title-bm25", d["reference_results"])):
+                row = res[str(k)]
+                lines.append(f"| {k} | {name} | {cell(row, f'diversity_categories@{k}')} | {cell(row, f'coverage_categories@{k}')} | "
+                             f"{cell(row, f'diversity_brand@{k}')} | {cell(row, f'coverage_brand@{k}')} |")
+            for name in ("itemknn", "pop"):
+                row = same.get(name)
+                lines.append(f"| {k} | {name} | {cell(row, f'diversity_categories@{k}')} | {cell(row, f'coverage_categories@{k}')} | "
+                             f"{cell(row, f'diversity_brand@{k}')} | {cell(row, f'coverage_brand@{k}')} |")
+    if d.get("examples"):
+        lines += ["", "## Queries for the first test users (m = 10, best first)", ""]
+        for ex in d["examples"][:3]:
+            lines.append(f"- history (last 5): {' | '.join(ex['history'])}  ")
+            lines.append(f"  target: {ex['target']}  ")
+            lines.append("  queries: " + " | ".join(f"{q} ({s})" for q, s in ex["queries"][:5]))
+    lines += ["", "<!-- notes below are written by hand -->", ""]
+    md = Path(path).with_suffix(".md")
+    notes = ""
+    if md.is_file() and "<!-- notes below are written by hand -->" in md.read_text():
+        notes = md.read_text().split("<!-- notes below are written by hand -->", 1)[1].lstrip("\n")
+    md.write_text("\n".join(lines) + notes)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ MODES = ("beam", "greedy", "sample")
 def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_queries: int = 10, *,
                      mode: str = "beam", max_new_tokens: int = 20, batch_size: int = 64, device=None,
                      bf16: bool | str = "auto", temperature: float = 1.0, top_p: float = 0.95,
-                     length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True) -> list[list[tuple[str, float]]]:
+                     length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True,
+                     no_repeat_ngram: int = 0) -> list[list[tuple[str, float]]]:
     """For each prompt (token ids), up to ``num_queries`` distinct queries, best first, as
     ``(text, score)``. Beam scores are the length-normalised log-probabilities of transformers'
     beam search; greedy and sampled queries are scored by their mean token log-probability.
@@ -24,7 +25,10 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
     ``share_prefill``: transformers' ``generate`` copies each prompt m times (one per beam) before
     encoding it, so the prompt (most of the tokens) is encoded m times. We encode each prompt once
     into a KV cache, repeat the cache m times and hand it to ``generate``, which then decodes only
-    the new tokens (same results, about m times less prompt work)."""
+    the new tokens (same results, about m times less prompt work).
+
+    ``no_repeat_ngram=n`` (n > 0) forbids a query to repeat any n-gram of its own tokens (the
+    prompt is not counted), against the "the future, the future, ..." loops of under-trained LMs."""
     import torch
 
     from genrec.lm.train import resolve_bf16
@@ -62,6 +66,10 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
             kw.update(num_beams=1, do_sample=False)
         else:
             kw.update(num_beams=1, do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        if no_repeat_ngram > 0:
+            from transformers import LogitsProcessorList
+
+            kw["logits_processor"] = LogitsProcessorList([_NoRepeatInQuery(no_repeat_ngram, width)])
         expand = num_queries if mode == "beam" else n_ret
         with torch.inference_mode(), autocast(device, resolve_bf16(bf16, device)):
             if share_prefill and width > 1:
@@ -99,3 +107,25 @@ def _prefill(model, ids, mask, expand: int):
     if expand > 1:
         cache.batch_repeat_interleave(expand)
     return cache
+
+
+class _NoRepeatInQuery:
+    """Forbid a token that would repeat an n-gram of the tokens generated so far.
+
+    Written here because transformers' ``no_repeat_ngram_size`` counts the prompt too, which
+    would forbid a query to reuse a brand or a phrase from the user's history titles."""
+
+    def __init__(self, n: int, start: int) -> None:
+        self.n, self.start = int(n), int(start)
+
+    def __call__(self, input_ids, scores):
+        n = self.n
+        gen = input_ids[:, self.start:].tolist()
+        for row, toks in enumerate(gen):
+            if len(toks) < n - 1 or not toks and n > 1:
+                continue
+            tail = tuple(toks[len(toks) - n + 1:]) if n > 1 else ()
+            banned = {toks[i + n - 1] for i in range(len(toks) - n + 1) if tuple(toks[i:i + n - 1]) == tail}
+            if banned:
+                scores[row, list(banned)] = float("-inf")
+        return scores

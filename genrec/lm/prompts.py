@@ -134,6 +134,11 @@ class PromptBuilder:
         p = self.prompt_ids(history)
         return p + list(target) + [self.eos_id], len(p)
 
+    def template_spans(self, prompt_len: int) -> list[tuple[int, int]]:
+        """Token spans ``[start, end)`` of the fixed words in a prompt of ``prompt_len`` tokens
+        made by :meth:`prompt_ids`: the prefix at the start and the suffix at the end."""
+        return [(0, len(self.prefix_ids)), (prompt_len - len(self.suffix_ids), prompt_len)]
+
     def prompt_text(self, titles: Sequence[str]) -> str:
         """The prompt as text, exactly as the model sees it (for display and debugging)."""
         return self.tokenizer.decode(self.prompt_ids(self.titles_ids(titles)))

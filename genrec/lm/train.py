@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-Example = tuple[list[int], int]  # (prompt + target + EOS ids, prompt length)
+# (prompt + target + EOS ids, prompt length[, spans of tokens never predicted: the prompt's fixed words])
+Example = tuple
 
 
 @dataclass
@@ -56,11 +57,14 @@ class TrainResult:
     tokens_per_s: float = 0.0
 
 
-def build_examples(builder, sequences: Sequence[Sequence[Sequence[int]]], *, augment_prefixes: bool = False) -> list[Example]:
+def build_examples(builder, sequences: Sequence[Sequence[Sequence[int]]], *, augment_prefixes: bool = False,
+                   template_loss: bool = True) -> list[Example]:
     """Training examples from sequences of title ids (oldest first).
 
     As the paper: the whole sequence with its last item as the target. ``augment_prefixes`` adds
-    every prefix (each item predicted from the items before it).
+    every prefix (each item predicted from the items before it). ``template_loss=False`` marks
+    the prompt's fixed words (prefix and suffix) as never predicted, so a full-sequence loss
+    trains on titles only.
     """
     out: list[Example] = []
     for seq in sequences:
@@ -69,7 +73,8 @@ def build_examples(builder, sequences: Sequence[Sequence[Sequence[int]]], *, aug
             continue
         targets = range(1, len(seq)) if augment_prefixes else [len(seq) - 1]
         for t in targets:
-            out.append(builder.example(seq[:t], seq[t]))
+            ids, p = builder.example(seq[:t], seq[t])
+            out.append((ids, p) if template_loss else (ids, p, builder.template_spans(p)))
     return out
 
 
@@ -99,12 +104,14 @@ def pack(examples: Sequence[Example], row_len: int, pad_id: int, target_only: bo
     for r, members in enumerate(rows):
         c = 0
         for i in members:
-            x, p = examples[i]
+            x, p, *rest = examples[i]
             n = len(x)
             ids[r, c:c + n] = x
             pos[r, c:c + n] = np.arange(n)
             start = max(p - 1, 0) if target_only else 0
             lab[r, c + start:c + n - 1] = x[start + 1:]
+            for a, b in (rest[0] if rest else ()):  # token j is predicted at position j - 1
+                lab[r, c + max(a - 1, 0):c + max(b - 1, 0)] = -100
             c += n
         if c < width:  # padding tail: its own segment (positions restart), no labels
             pos[r, c:] = np.arange(width - c)

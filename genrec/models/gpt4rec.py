@@ -15,6 +15,10 @@ Deviations from the paper, on purpose:
 - ``gen_batch_size=4`` users per ``generate`` call: on CPU, beam search time is dominated by
   copying the KV cache (beam reordering), and small batches keep it in cache (48 demo users:
   4.4 users/s at 4 vs 1.6 at 48 on the shared 2-core VM). Raise it on a GPU.
+- ``template_loss=False`` leaves the prompt's fixed words out of the full-sequence loss (titles
+  only); ``no_repeat_ngram=n`` stops a query repeating its own n-grams (prompt n-grams stay
+  allowed). Both are off by default: on the demo shop neither changed test Recall beyond noise
+  (benchmarks/results/gpt4rec_ablation_demo.json).
 - The best epoch is chosen by validation Recall@``valid_k`` through the whole pipeline.
 - BM25 k1/b are grid-searched on validation users (as the paper) over a small grid; generated
   queries are cached so the grid does not regenerate them.
@@ -46,7 +50,8 @@ class GPT4Rec(QuerySearchRecommender):
     def __init__(self, lm: str = "tiny", num_queries: int = 10, epochs: int = 8, lr: float | None = None,
                  batch_size: int = 32, grad_accum: int = 1, max_new_tokens: int = 20, k1: float = 1.2,
                  b: float = 0.75, tune_bm25: bool = True, augment_prefixes: bool = False,
-                 target_only_loss: bool = False, decode: str = "beam", max_title_tokens: int = 24,
+                 target_only_loss: bool = False, template_loss: bool = True, no_repeat_ngram: int = 0,
+                 decode: str = "beam", max_title_tokens: int = 24,
                  max_prompt_tokens: int = 200, vocab_size: int = 4096, domain: str = "products",
                  valid_users: int = 50, valid_k: int = 10, patience: int | None = 3,
                  warmup_ratio: float = 0.05, gen_batch_size: int = 4, seed: int = 0,
@@ -63,6 +68,8 @@ class GPT4Rec(QuerySearchRecommender):
         self.tune_bm25 = tune_bm25
         self.augment_prefixes = augment_prefixes
         self.target_only_loss = target_only_loss
+        self.template_loss = template_loss
+        self.no_repeat_ngram = no_repeat_ngram
         self.decode = decode
         self.max_title_tokens = max_title_tokens
         self.max_prompt_tokens = max_prompt_tokens
@@ -115,7 +122,8 @@ class GPT4Rec(QuerySearchRecommender):
         self._title_ids = self._builder.titles_ids(self.catalog.titles)
         seqs = [[self._title_ids[j] for j in self.catalog.indices(s, skip_unknown=True)]
                 for s in split.train.items.values()]
-        examples = build_examples(self._builder, seqs, augment_prefixes=self.augment_prefixes)
+        examples = build_examples(self._builder, seqs, augment_prefixes=self.augment_prefixes,
+                                  template_loss=self.template_loss)
         valid = sample_cases(split.valid, self.valid_users, self.seed)
         eval_fn = (lambda _m: self._recall(valid, self.valid_k)) if valid else None
         cfg = TrainConfig(epochs=self.epochs, lr=self.lr or (2e-3 if scratch else 1e-4), weight_decay=0.01,
@@ -149,7 +157,7 @@ class GPT4Rec(QuerySearchRecommender):
             prompts.append(self._builder.prompt_ids([self._title_ids[j] for j in idx]))
         return generate_queries(self._model, self._tok, prompts, self.num_queries, mode=self.decode,
                                 max_new_tokens=self.max_new_tokens, batch_size=self.gen_batch_size,
-                                device=self._device, seed=self.seed)
+                                device=self._device, seed=self.seed, no_repeat_ngram=self.no_repeat_ngram)
 
     def _empty_history_note(self) -> str:
         return "empty history: the queries come from the prompt words alone"

@@ -44,3 +44,29 @@ def test_greedy_and_sampling(tiny_tok, setup):
     assert all(score <= 0 for u in s1 for _, score in u)  # mean log-probabilities
     with pytest.raises(ValueError):
         generate_queries(model, tiny_tok, prompts, 3, mode="topk")
+
+
+def test_no_repeat_ngram_counts_the_query_not_the_prompt():
+    from genrec.lm.generate import _NoRepeatInQuery
+
+    proc = _NoRepeatInQuery(2, start=3)
+    ids = torch.tensor([[5, 6, 1, 2, 3, 1],     # generated 2, 3, 1: (1, 2) starts in the prompt, not counted
+                        [5, 6, 7, 2, 3, 2]])    # generated 2, 3, 2: (2, 3) was generated -> 3 banned
+    scores = proc(ids, torch.zeros(2, 10))
+    assert torch.isfinite(scores[0]).all()  # (1, 2) occurs only in the prompt: allowed
+    assert scores[1, 3] == float("-inf") and torch.isfinite(scores[1, [0, 1, 2, 4]]).all()
+
+
+def test_no_repeat_ngram_in_generation(tiny_tok, setup):
+    model, prompts = setup
+    plain = generate_queries(model, tiny_tok, prompts, 1, mode="greedy", max_new_tokens=24, device="cpu")
+    fixed = generate_queries(model, tiny_tok, prompts, 1, mode="greedy", max_new_tokens=24, device="cpu",
+                             no_repeat_ngram=2)
+    for qs in fixed:
+        for q, _ in qs:
+            toks = tiny_tok(q, add_special_tokens=False)["input_ids"]
+            # re-tokenising the text may merge differently; word bigrams are the robust check
+            words = q.split()
+            bigrams = list(zip(words, words[1:]))
+            assert len(bigrams) == len(set(bigrams)) or len(toks) < 2
+    assert plain != fixed  # the untrained model loops without the constraint

@@ -29,6 +29,21 @@ def test_build_examples_last_item_or_every_prefix(tiny_tok):
     assert build_examples(b, [seq[:1]]) == []
 
 
+def test_template_words_can_be_left_out_of_the_loss(tiny_tok):
+    b = PromptBuilder(tiny_tok)
+    seq = b.titles_ids(["Shampoo", "Conditioner", "Hair Mask"])
+    (x, p, spans), = build_examples(b, [seq], template_loss=False)
+    assert spans == [(0, len(b.prefix_ids)), (p - len(b.suffix_ids), p)]
+    _, _, full = pack([(x, p)], 128, tiny_tok.eos_token_id, target_only=False)
+    _, _, titles = pack([(x, p, spans)], 128, tiny_tok.eos_token_id, target_only=False)
+    kept = [int(t) for t in titles[0] if t != -100]
+    # exactly the titles, separators and EOS are predicted; no prefix or suffix token is
+    expected = [t for j, t in enumerate(x) if j >= len(b.prefix_ids) and not p - len(b.suffix_ids) <= j < p]
+    assert kept == expected
+    assert tiny_tok.decode(kept).replace(" ", "").startswith("Shampoo.Conditioner.HairMask")
+    assert (full[0] != -100).sum() == len(x) - 1
+
+
 def test_packed_rows_equal_unpacked_forward(tiny_tok, examples):
     model = build_model("tiny", tiny_tok, n_positions=128).eval()
     ids, pos, lab = pack(examples[:6], 256, tiny_tok.eos_token_id)
