@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 
@@ -398,7 +398,7 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
         yield
         store.close()
 
-    app = FastAPI(title="genrec", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="genrec", version=_version(), lifespan=lifespan, docs_url=None,
                   description="Recommendations with their reasons, over one trained genrec model. Write endpoints "
                               "need `Authorization: Bearer <token>` when the service has a token.",
                   responses={422: {"model": S.Error}})
@@ -444,6 +444,7 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
                                                             "Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _mount_docs(app)
 
     @app.get("/health", response_model=S.Health, tags=["service"])
     def health() -> dict:
@@ -531,6 +532,29 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
         return Response(status_code=204)
 
     return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI 5) served from the assets the fastapi-offline package ships, so the page
+    works without internet; FastAPI's default loads them from a CDN (our fallback when the package
+    is missing). Only the package's static files are used, not its FastAPI subclass."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    try:
+        import fastapi_offline
+    except ImportError:
+        js, css, icon = ("https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js",
+                         "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css",
+                         "https://fastapi.tiangolo.com/img/favicon.png")
+    else:
+        app.mount("/docs-assets", StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"),
+                  name="docs-assets")
+        js, css, icon = "/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css", "/docs-assets/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="genrec API", swagger_js_url=js,
+                                   swagger_css_url=css, swagger_favicon_url=icon)
 
 
 def _version() -> str:

@@ -100,3 +100,21 @@ def test_page_shows_history_queries_groups_chart_and_escapes(browser, serve_spli
         page.close()
     os.environ.get("GENREC_KEEP_SCREENSHOT") and shutil.copy(tmp_path / "recommendations.png",
                                                              os.environ["GENREC_KEEP_SCREENSHOT"])
+
+
+def test_api_docs_render_offline(browser, serve_split, db_url):
+    """Swagger UI at /docs loads its scripts from our own server (no CDN): every request the page
+    makes goes to the service, and the endpoints are listed."""
+    model = QueryRec().fit(serve_split)
+    with serving(model, db_url) as url:
+        page = browser.new_page()
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(r.url))
+        page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(url)
+                   else route.abort())  # as on a machine without internet
+        page.goto(url + "/docs")
+        page.wait_for_selector(".opblock-summary-path", timeout=20_000)
+        paths = page.locator(".opblock-summary-path").all_inner_texts()
+        assert "/recommend" in paths and "/events" in paths
+        assert requested and all(u.startswith(url) for u in requested), requested
+        page.close()
