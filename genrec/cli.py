@@ -72,7 +72,7 @@ def _fit(name: str, sp, params: dict, seed: int):
 
 @app.command()
 def quickstart(dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt,
-               models: str = typer.Option("gpt4rec,itemknn,pop", "--models", help="Comma-separated models to train."),
+               models: str = typer.Option("gpt4rec,title-bm25,itemknn,pop", "--models", help="Comma-separated models to train."),
                seed: int = SeedOpt, users: int = typer.Option(2, help="How many users to show."),
                param: Optional[list[str]] = ParamOpt) -> None:
     """Load data, train models, print their evaluation table and recommendations for a few users."""
