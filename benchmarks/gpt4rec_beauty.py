@@ -36,6 +36,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--patience", type=int, default=0, help="0 = train every epoch")
     ap.add_argument("--target-only-loss", action="store_true")
+    ap.add_argument("--decode", default="beam", help="beam (the paper), branch, greedy or sample")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--checkpoint-dir", default=None)
     ap.add_argument("--save-dir", default=None)
@@ -71,10 +72,13 @@ def main() -> None:
            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if a.model_dir:
         model = Recommender.load(a.model_dir)
+        if model.decode != a.decode:  # k1/b were tuned for the saved decoding: tune them again
+            model.decode = a.decode
+            model.retune_search(sp)
         out["loaded_from"] = a.model_dir
     else:
         model = GPT4Rec(lm=a.lm, num_queries=10, epochs=a.epochs, valid_users=a.valid_users, augment_prefixes=False,
-                        target_only_loss=a.target_only_loss, lr=a.lr, patience=a.patience or None, seed=a.seed,
+                        target_only_loss=a.target_only_loss, lr=a.lr, decode=a.decode, patience=a.patience or None, seed=a.seed,
                         checkpoint_dir=a.checkpoint_dir, progress=True)
         t = time.perf_counter()
         model.fit(sp)

@@ -60,6 +60,16 @@ def autocast(device: torch.device, enabled: bool = True):
     return contextlib.nullcontext()
 
 
+def resolve_bf16(bf16: bool | str | None, device) -> bool:
+    """Whether to use bf16 autocast: ``True``/``False`` as given; ``None`` or ``"auto"``: on CUDA,
+    and on CPUs that multiply bf16 natively (:func:`cpu_has_fast_bf16`). ``device`` is a
+    ``torch.device`` or its name."""
+    if bf16 is not None and bf16 != "auto":
+        return bool(bf16)
+    kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    return kind == "cuda" or (kind == "cpu" and cpu_has_fast_bf16())
+
+
 def precision_name(device: torch.device, enabled: bool = True) -> str:
     """What :func:`autocast` will do, for run cards and progress bars."""
     if not enabled:

@@ -118,27 +118,6 @@ def pack(examples: Sequence[Example], row_len: int, pad_id: int, target_only: bo
     return ids, pos, lab
 
 
-def bf16_is_fast(device) -> bool:
-    """Whether bf16 autocast speeds things up on ``device``: on CUDA yes; on CPU only with native
-    bf16 matmuls (AMX or AVX512-BF16). Without them (e.g. this 2-core VM) bf16 matmuls are
-    emulated and about 10x SLOWER than fp32, so "auto" falls back to fp32 there."""
-    dev = str(getattr(device, "type", device))
-    if dev.startswith("cuda"):
-        return True
-    if dev != "cpu":
-        return False
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return " amx_bf16" in flags or " avx512_bf16" in flags
-
-
-def resolve_bf16(bf16, device) -> bool:
-    """``bf16`` True/False as given; ``"auto"`` (default) -> :func:`bf16_is_fast`."""
-    return bf16_is_fast(device) if bf16 == "auto" else bool(bf16)
-
-
 def _groups(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
     perm = np.random.default_rng([seed, epoch]).permutation(n)
     return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
@@ -168,7 +147,7 @@ def train_lm(model, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: in
     from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
-    from genrec.torch_utils import autocast, load_checkpoint, pick_device, save_checkpoint
+    from genrec.torch_utils import autocast, load_checkpoint, pick_device, resolve_bf16, save_checkpoint
 
     if not examples:
         raise ValueError("no training examples (every training sequence needs at least 2 items with titles)")

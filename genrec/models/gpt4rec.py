@@ -19,6 +19,9 @@ Deviations from the paper, on purpose:
   only); ``no_repeat_ngram=n`` stops a query repeating its own n-grams (prompt n-grams stay
   allowed). Both are off by default: on the demo shop neither changed test Recall beyond noise
   (benchmarks/results/gpt4rec_ablation_demo.json).
+- ``decode="branch"`` (ours, not the paper's): the m queries start with the m most likely first
+  tokens, each continued greedily, against beams that all become variants of one product
+  (see :func:`genrec.lm.generate.generate_queries`). The paper's beam search is the default.
 - The best epoch is chosen by validation Recall@``valid_k`` through the whole pipeline.
 - BM25 k1/b are grid-searched on validation users (as the paper) over a small grid; generated
   queries are cached so the grid does not regenerate them.
@@ -89,8 +92,10 @@ class GPT4Rec(QuerySearchRecommender):
     def _check_params(self) -> None:
         if self.num_queries < 1:
             raise ValueError("num_queries must be >= 1")
-        if self.decode not in ("beam", "greedy", "sample"):
-            raise ValueError("decode must be 'beam', 'greedy' or 'sample'")
+        from genrec.lm.generate import MODES
+
+        if self.decode not in MODES:
+            raise ValueError(f"decode must be one of {', '.join(MODES)}; got {self.decode!r}")
         if self.epochs < 0:
             raise ValueError("epochs must be >= 0")
 

@@ -67,6 +67,15 @@ class QuerySearchRecommender(Recommender):
         _, self.k1_, self.b_ = best
         self._bm25.set_params(self.k1_, self.b_)
 
+    def retune_search(self, split) -> "QuerySearchRecommender":
+        """Grid-search BM25 k1/b again on ``split``'s validation users, with the queries the model
+        writes now (e.g. after changing its decoding)."""
+        self._require_fitted()
+        valid = sample_cases(split.valid, self.valid_users, self.seed)
+        if valid:
+            self._tune_bm25(valid)
+        return self
+
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
                   exclude_history: bool = True) -> Recommendations:
         self._require_fitted()

@@ -109,13 +109,10 @@ class GenRecSeq2Seq(ScoringRecommender):
 
     # -- network ------------------------------------------------------------------------------------
     def _use_bf16(self) -> bool:
-        """``bf16`` if set, else on for CUDA and for CPUs with native bf16 (AMX / AVX512-BF16) only:
-        elsewhere CPU bf16 matmuls are emulated and 10-100x slower than fp32 (measured here)."""
-        if self.bf16 is not None:
-            return bool(self.bf16)
-        if self.device_.type == "cuda":
-            return True
-        return self.device_.type == "cpu" and _cpu_has_native_bf16()
+        """``bf16`` if set, else :func:`genrec.torch_utils.resolve_bf16` (CUDA, or native CPU bf16)."""
+        from genrec.torch_utils import resolve_bf16
+
+        return resolve_bf16(self.bf16, self.device_)
 
     def _build(self, n_items: int):
         from transformers import BartConfig, BartForConditionalGeneration
@@ -412,12 +409,3 @@ class GenRecSeq2Seq(ScoringRecommender):
         net = self._build(self.n_items_)
         net.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         self.net_ = net.to(self.device_).eval()
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags

@@ -19,9 +19,12 @@ def setup(tiny_tok, demo_small):
 
 
 def test_beam_gives_distinct_scored_queries_batched_like_single(tiny_tok, setup):
+    """In fp32 (bf16 rounding differs with the batch shape), batching, left padding and the shared
+    prefill give the same queries and scores as one prompt at a time."""
     model, prompts = setup
-    batched = generate_queries(model, tiny_tok, prompts, 4, max_new_tokens=6, batch_size=4, device="cpu")
-    single = [generate_queries(model, tiny_tok, [p], 4, max_new_tokens=6, device="cpu")[0] for p in prompts]
+    batched = generate_queries(model, tiny_tok, prompts, 4, max_new_tokens=6, batch_size=4, device="cpu", bf16=False)
+    single = [generate_queries(model, tiny_tok, [p], 4, max_new_tokens=6, device="cpu", bf16=False)[0]
+              for p in prompts]
     assert len(batched) == len(prompts)
     for b, s in zip(batched, single):
         assert 1 <= len(b) <= 4
@@ -30,7 +33,8 @@ def test_beam_gives_distinct_scored_queries_batched_like_single(tiny_tok, setup)
         assert [q for q, _ in b] == [q for q, _ in s]  # left padding does not change the result
         for (_, x), (_, y) in zip(b, s):
             assert x == pytest.approx(y, abs=1e-3)
-    no_share = generate_queries(model, tiny_tok, prompts, 4, max_new_tokens=6, device="cpu", share_prefill=False)
+    no_share = generate_queries(model, tiny_tok, prompts, 4, max_new_tokens=6, device="cpu", share_prefill=False,
+                                bf16=False)
     assert [[q for q, _ in u] for u in no_share] == [[q for q, _ in u] for u in batched]
 
 
@@ -70,3 +74,27 @@ def test_no_repeat_ngram_in_generation(tiny_tok, setup):
             bigrams = list(zip(words, words[1:]))
             assert len(bigrams) == len(set(bigrams)) or len(toks) < 2
     assert plain != fixed  # the untrained model loops without the constraint
+
+
+def test_branch_starts_each_query_with_one_of_the_top_first_tokens(tiny_tok, setup):
+    model, prompts = setup
+    m = 4
+    out = generate_queries(model, tiny_tok, prompts, m, mode="branch", max_new_tokens=6, batch_size=4,
+                           device="cpu", bf16=False)
+    single = [generate_queries(model, tiny_tok, [p], m, mode="branch", max_new_tokens=6, device="cpu",
+                               bf16=False)[0] for p in prompts]
+    for p, qs, alone in zip(prompts, out, single):
+        assert 1 <= len(qs) <= m and len({q for q, _ in qs}) == len(qs)
+        assert [x for _, x in qs] == sorted((x for _, x in qs), reverse=True)
+        assert all(x <= 0 for _, x in qs)  # mean log-probabilities
+        assert [q for q, _ in qs] == [q for q, _ in alone]  # batching and left padding change nothing
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(torch.tensor([p])).logits[0, -1].float(), -1)
+            logp[[tiny_tok.eos_token_id, tiny_tok.pad_token_id]] = float("-inf")
+            top = [tiny_tok.decode([t]).strip() for t in logp.topk(m).indices.tolist()]
+        # every query begins with one of the m most likely first tokens (longest match), all different
+        starts = [max((t for t in top if q.startswith(t)), key=len, default=None) for q, _ in qs]
+        assert None not in starts and len(set(starts)) == len(starts)
+    # one new token: the queries are the first tokens themselves
+    one = generate_queries(model, tiny_tok, prompts[:1], 3, mode="branch", max_new_tokens=1, device="cpu", bf16=False)
+    assert 1 <= len(one[0]) <= 3

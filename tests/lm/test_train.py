@@ -108,10 +108,16 @@ def test_best_epoch_is_kept_and_checkpointed_in_a_new_folder(tiny_tok, examples,
         torch.testing.assert_close(best[k], snapshots[1][k])
 
 
-def test_bf16_auto_only_where_native():
-    from genrec.lm.train import bf16_is_fast, resolve_bf16
+def test_bf16_auto_only_where_native(monkeypatch):
+    from genrec.torch_utils import cpu_has_fast_bf16, resolve_bf16
 
     assert resolve_bf16(False, "cpu") is False and resolve_bf16(True, "cpu") is True
-    assert resolve_bf16("auto", "cuda") is True
-    flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
-    assert bf16_is_fast("cpu") == (" amx_bf16" in flags or " avx512_bf16" in flags)
+    assert resolve_bf16("auto", "cuda") is True and resolve_bf16(None, torch.device("cuda:1")) is True
+    assert resolve_bf16("auto", "mps") is False
+    monkeypatch.delenv("GENREC_BF16", raising=False)
+    cpu_has_fast_bf16.cache_clear()
+    try:
+        flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
+        assert resolve_bf16("auto", "cpu") == (" amx_bf16" in flags or " avx512_bf16" in flags)
+    finally:
+        cpu_has_fast_bf16.cache_clear()

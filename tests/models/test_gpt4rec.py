@@ -97,3 +97,22 @@ def test_bad_parameters_fail_clearly(demo_user):
         GPT4Rec(decode="nucleus").fit(demo_user)
     with pytest.raises(Exception, match="not fitted"):
         GPT4Rec().recommend([["x"]])
+
+
+def test_branch_decoding_gives_queries_with_different_starts(fitted, demo_user):
+    hist = [list(c.history) for c in demo_user.test[:3]]
+    fitted.decode = "branch"
+    try:
+        qs = fitted.generate_queries(hist)
+        recs = fitted.recommend(hist, k=8)
+        fitted.retune_search(demo_user)
+        assert 0 <= fitted.k1_ <= 3 and 0 < fitted.b_ < 1
+    finally:
+        fitted.decode = "beam"
+        fitted.retune_search(demo_user)
+    for q, items in zip(qs, recs.items):
+        assert 1 <= len(q) <= 4 and len(items) == 8
+        scores = [s for _, s in q]
+        assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
+    with pytest.raises(ValueError, match="decode must be one of"):
+        GPT4Rec(decode="nucleus").fit(demo_user)

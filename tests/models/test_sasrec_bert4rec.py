@@ -172,7 +172,7 @@ def test_early_stopping_keeps_best_epoch(split):
 
 
 def test_forced_bf16_scores_close_to_fp32(sasrec, split):
-    from genrec.models.baselines.seqtorch import resolve_bf16
+    from genrec.torch_utils import resolve_bf16
 
     assert resolve_bf16(True, torch.device("cpu")) and not resolve_bf16(False, torch.device("cpu"))
     enc, _ = sasrec.encode_histories([list(c.history) for c in split.test[:8]])

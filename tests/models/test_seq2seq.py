@@ -111,10 +111,15 @@ def test_long_histories_truncated_from_oldest_end(trained, demo_loo):
 
 
 def test_scoring_equals_hf_beam_search(trained, demo_loo):
-    """One-token outputs: top-N of the first decoder step == generate(num_beams=N)."""
+    """One-token outputs: top-N of the first decoder step == generate(num_beams=N), both in fp32
+    (generate runs outside autocast; bf16 rounding would blur the comparison)."""
     n = 5
     hists = [list(c.history) for c in demo_loo.test[:3]]
-    ours = trained.recommend(hists, k=n, exclude_history=False)
+    saved, trained.bf16_ = trained.bf16_, False
+    try:
+        ours = trained.recommend(hists, k=n, exclude_history=False)
+    finally:
+        trained.bf16_ = saved
     enc, _ = trained.encode_histories(hists)
     for h, items, scores in zip(enc, ours.items, ours.scores):
         ids, attn = trained._batch([h])

@@ -30,7 +30,7 @@ from torch import nn
 
 from genrec.errors import GenrecError
 from genrec.models.base import Recommendations, ScoringRecommender
-from genrec.torch_utils import (autocast, cpu_has_fast_bf16, load_checkpoint, pick_device, save_checkpoint,
+from genrec.torch_utils import (autocast, load_checkpoint, pick_device, resolve_bf16, save_checkpoint,
                                 seed_everything, set_threads)
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -63,14 +63,6 @@ def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
         part = part[np.argsort(lengths[part], kind="stable")]
         batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def resolve_bf16(bf16: bool | None, device: torch.device) -> bool:
-    """``None`` (auto): bf16 on CUDA and on CPUs with native bf16 (see
-    :func:`genrec.torch_utils.cpu_has_fast_bf16`); ``True``/``False`` force it on/off."""
-    if bf16 is not None:
-        return bool(bf16)
-    return device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
 
 
 def precision(device: torch.device, bf16: bool | None):
