@@ -59,12 +59,14 @@ def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | Non
 
 
 def _fit(name: str, sp, params: dict, seed: int):
+    from genrec.eval.runcard import reset_peak_memory
     from genrec.models.registry import create, model_class
     import inspect
 
     if "seed" in inspect.signature(model_class(name).__init__).parameters and "seed" not in params:
         params = {**params, "seed": seed}
     model = create(name, **params)
+    reset_peak_memory(f"{name}'s fit started")  # the run card's peak is then this model's, not an earlier one's
     t = time.perf_counter()
     model.fit(sp)
     return model, time.perf_counter() - t
@@ -136,11 +138,18 @@ def datasets_stats(name: str, data_dir: Optional[Path] = DataDirOpt,
                    preprocess: str = typer.Option("gpt4rec", "--preprocess"),
                    download: bool = typer.Option(False, "--download")) -> None:
     """Users, items, interactions and sequence lengths before and after preprocessing."""
+    from dataclasses import replace
+
+    from genrec.data.dataset import preset
     from genrec.data.registry import load_dataset
 
     raw = load_dataset(name, data_dir, download=download)
-    done = raw.preprocess(preprocess)
+    p = preset(preprocess)
+    done = raw.preprocess(p)
     rows = [("raw", raw.stats()), (f"after '{preprocess}'", done.stats())]
+    if p.max_len:  # papers often count before truncating (GPT4Rec's Table 2 does)
+        untrunc = raw.preprocess(replace(p, max_len=None, name=f"{p.name} without truncation"))
+        rows.append((f"'{preprocess}' without truncate(last {p.max_len})", untrunc.stats()))
     keys = ["users", "items", "interactions", "avg_length", "median_length", "min_length", "max_length"]
     typer.echo("| " + " | ".join([name] + keys) + " |")
     typer.echo("|" + "---|" * (len(keys) + 1))
@@ -148,6 +157,9 @@ def datasets_stats(name: str, data_dir: Optional[Path] = DataDirOpt,
         typer.echo("| " + " | ".join([label] + [f"{st[k]:,.3f}" if isinstance(st[k], float) else f"{st[k]:,}" for k in keys]) + " |")
     for line in done.info.get("preprocess_log", []):
         typer.echo(f"  step: {line}")
+    if p.max_len:
+        typer.echo(f"  note: the last row is every step but the truncation to {p.max_len} items; GPT4Rec's "
+                   "Table 2 counts users, items and interactions there and the average length after truncation")
 
 
 @app.command()
@@ -206,14 +218,32 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
 
 
 @app.command()
-def recommend(model_dir: Path = typer.Option(..., "--model-dir", help="A folder written by `genrec train`."),
-              history: Optional[str] = typer.Option(None, "--history", help="Comma-separated item ids, oldest first."),
+def recommend(model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="A folder written by `genrec train`."),
+              model: Optional[str] = typer.Option(None, "--model", "-m", help="Fit this model on the split instead."),
+              dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt, split: Optional[str] = SplitOpt,
+              preprocess: Optional[str] = PreOpt, seed: int = SeedOpt, param: Optional[list[str]] = ParamOpt,
+              history: Optional[str] = typer.Option(None, "--history", help="Comma-separated item ids, oldest first; "
+                                                    "with --model, default: the first test user's history."),
               k: int = typer.Option(10, "-k")) -> None:
-    """Recommend for a history with a saved model, printing the items and why."""
-    from genrec.models.registry import load_model
-
-    m = load_model(model_dir)
+    """Recommend for a history with a saved model (--model-dir) or one fitted now (--model): items and why."""
+    if bool(model) == bool(model_dir):
+        _fail("give exactly one of --model NAME or --model-dir PATH")
     h = [x.strip() for x in (history or "").split(",") if x.strip()]
+    if model_dir:
+        from genrec.models.registry import load_model
+
+        m = load_model(model_dir)
+    else:
+        sp = _load_split(dataset, data_dir, split, preprocess, seed)
+        m, secs = _fit(model, sp, parse_params(param, model), seed)
+        typer.echo(f"trained {model} in {secs:.1f} s", err=True)
+        if history is None and sp.test:
+            h = list(sp.test[0].history)
+            typer.echo(f"history of test user {sp.test[0].user} (split '{sp.protocol}'):")
+    _print_history_and_recs(m, h, k)
+
+
+def _print_history_and_recs(m, h: list[str], k: int) -> None:
     recs = m.recommend([h], k=k)
     for i in h:
         if i in m.catalog:

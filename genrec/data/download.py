@@ -5,8 +5,9 @@ a public zip needs no more), computes its SHA-256 while streaming, checks it aga
 ``spec.sha256`` when the spec has one, and unzips into a temporary folder beside the target
 that is renamed to ``cache_root/<spec.folder>`` only when complete, so an interrupted download
 never leaves a half-filled dataset folder. The URL, size, SHA-256 and time are recorded in
-``<folder>/.genrec-download.json``. Any network failure raises a GenrecError that says which
-URL to fetch by hand, where to unzip it, and that ``--data-dir`` works.
+``<folder>/.genrec-download.json``; without a known checksum a warning names the URL and the
+SHA-256 computed, and the record marks it unverified. Any network failure raises a GenrecError
+that says which URL to fetch by hand, where to unzip it, and that ``--data-dir`` works.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -72,10 +74,10 @@ def download_dataset(name: str, spec: Any, cache_root: str | Path, *, timeout: f
         if folder is None:
             raise GenrecError(f"{spec.url} does not contain {', '.join(spec.required)}; nothing was installed. "
                               f"{_manual(name, spec, dest)}")
-        (folder / RECORD).write_text(json.dumps({
-            "name": name, "url": spec.url, "sha256": digest, "sha256_expected": spec.sha256,
-            "verified": bool(spec.sha256), "bytes": size,
-            "downloaded_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
+        _write_record(folder, name, spec, digest, size)
+        if not spec.sha256:
+            warnings.warn(f"{name}: no known checksum for {spec.url}, so the download was not verified; its "
+                          f"SHA-256 is {digest} ({size:,} bytes), recorded in {dest / RECORD}", stacklevel=2)
         if dest.exists():  # an incomplete earlier attempt, or a concurrent download that finished
             if _complete(dest, spec.required):
                 return dest
@@ -89,6 +91,16 @@ def download_dataset(name: str, spec: Any, cache_root: str | Path, *, timeout: f
         return dest
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_record(folder: Path, name: str, spec: Any, digest: str, size: int) -> None:
+    """``.genrec-download.json``: URL, computed SHA-256, whether it matched a known one, size, time."""
+    rec = {"name": name, "url": spec.url, "sha256": digest, "sha256_expected": spec.sha256,
+           "verified": bool(spec.sha256), "bytes": size,
+           "downloaded_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if not spec.sha256:
+        rec["note"] = "no known checksum for this URL: sha256 is what this download computed, not verified"
+    (folder / RECORD).write_text(json.dumps(rec, indent=2) + "\n")
 
 
 def _fetch(url: str, out: Path, timeout: float, name: str, spec: Any, dest: Path) -> tuple[str, int]:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -102,6 +103,7 @@ def make_split(dataset, protocol: str = "user", seed: int = 0, *,
 
         raise UnknownNameError("split protocol", protocol, list(PROTOCOLS))
     train, valid, test, info = split
+    _warn_single_item_users(dataset.name, protocol, info)
     if cold_items:
         train, valid, test, info = _hold_out_items(dataset.catalog, train, valid, test, info, cold_items, seed)
     info = {"dataset": dataset.name, "synthetic": dataset.synthetic,
@@ -110,6 +112,19 @@ def make_split(dataset, protocol: str = "user", seed: int = 0, *,
     if check:
         check_leakage(out)
     return out
+
+
+def _warn_single_item_users(name: str, protocol: str, info: dict) -> None:
+    """One counted warning for users whose single item leaves no history to predict from."""
+    if protocol == "user" and info.get("cases_skipped_short"):
+        n = info["cases_skipped_short"]
+        why = "validation/test users with a single item were skipped: no history to predict it from"
+    elif protocol == "loo" and info.get("users_single_item"):
+        n = info["users_single_item"]
+        why = "users with a single item give no evaluation case (no history to predict it from); it only trains"
+    else:
+        return
+    warnings.warn(f"{name}, split '{protocol}': {n:,} {why}", stacklevel=3)
 
 
 def _hold_out_items(catalog: Catalog, train: Sequences, valid, test, info, frac: float, seed: int):
@@ -158,10 +173,11 @@ def _user_split(seqs: Sequences, seed: int, ratios):
 def _loo_split(seqs: Sequences):
     train_items, train_times = {}, {} if seqs.times is not None else None
     valid, test = [], []
-    short = 0
+    short = single = 0
     for u, s in seqs.items.items():
         if len(s) < 3:
             short += 1  # too short for train + valid + test; its items still train
+            single += len(s) == 1
             if len(s) >= 1:
                 train_items[u] = list(s[:-1]) if len(s) == 2 else list(s)
                 if train_times is not None:
@@ -177,7 +193,8 @@ def _loo_split(seqs: Sequences):
     train_items = {u: s for u, s in train_items.items() if s}
     if train_times is not None:
         train_times = {u: train_times[u] for u in train_items}
-    return Sequences(train_items, train_times, list(seqs.log)), valid, test, {"users_shorter_than_3": short}
+    info = {"users_shorter_than_3": short, "users_single_item": single}
+    return Sequences(train_items, train_times, list(seqs.log)), valid, test, info
 
 
 def _temporal_split(seqs: Sequences, q: tuple[float, float]):

@@ -10,7 +10,7 @@ import numpy as np
 from genrec.data.splits import Case, Split
 from genrec.eval import metrics as M
 from genrec.eval.report import Report
-from genrec.eval.runcard import Timer, machine, package_versions, peak_memory_mb
+from genrec.eval.runcard import Timer, machine, package_versions, peak_memory_mb, peak_memory_scope
 
 DEFAULT_KS = (5, 10, 20, 40)
 
@@ -102,6 +102,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         "eval_seconds": round(t.seconds, 3),
         "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
         "peak_memory_mb": round(peak_memory_mb(), 1),
+        "peak_memory_scope": peak_memory_scope(),
         "versions": package_versions(),
         "machine": machine(),
     }

@@ -10,10 +10,35 @@ import sys
 import time
 
 
+PROCESS_PEAK = "process peak RSS so far (includes everything this process ran before)"
+_peak_scope = PROCESS_PEAK
+
+
 def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (ru_maxrss), in MiB."""
+    """Peak resident memory (ru_maxrss) in MiB, since the last :func:`reset_peak_memory` if any,
+    else of the whole process so far; :func:`peak_memory_scope` says which."""
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 if sys.platform != "darwin" else r / 2**20
+
+
+def peak_memory_scope() -> str:
+    """What :func:`peak_memory_mb` measures now, for run cards."""
+    return _peak_scope
+
+
+def reset_peak_memory(label: str) -> bool:
+    """Reset the peak RSS to the current RSS (Linux ``/proc/self/clear_refs``), so that the next
+    :func:`peak_memory_mb` is the peak since ``label``. False (and the scope says so) where the
+    kernel does not allow it; the peak then stays the process's."""
+    global _peak_scope
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        _peak_scope = PROCESS_PEAK + "; a per-model reset is not possible here"
+        return False
+    _peak_scope = f"peak RSS since {label} (includes memory already held then)"
+    return True
 
 
 def package_versions() -> dict[str, str]:
@@ -36,13 +61,12 @@ def machine() -> dict:
                     break
     except OSError:
         pass
-    try:
-        import torch  # only if already importable; cheap once imported
-
-        if "torch" in sys.modules:
+    torch = sys.modules.get("torch")  # only if a model already loaded it: importing torch costs seconds
+    if torch is not None:
+        try:
             info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except Exception:
-        pass
+        except Exception:
+            pass
     return info
 
 

@@ -18,10 +18,10 @@ Vocabulary
     (fold-in); a user-id embedding would be untrained for every unseen user.
 
 Input
-    The history, oldest first, truncated from the OLDEST end to its last ``max_len - 1`` items, then
-    ``[MASK]``; right-padded to the batch's longest input. Unknown item ids are dropped with a note
-    (never a crash); items added to the catalog after ``fit`` are outside the vocabulary: dropped
-    from histories with a note, and never recommended.
+    The history, oldest first, truncated from the OLDEST end to its last ``max_len - 1`` items (a
+    note says so), then ``[MASK]``; right-padded to the batch's longest input. Unknown item ids are
+    dropped with a note (never a crash); items added to the catalog after ``fit`` are outside the
+    vocabulary: dropped from histories with a note, and never recommended.
 
 Training
     Pretraining (masked item prediction, ``pretrain_epochs``): each epoch, every training sequence
@@ -30,8 +30,8 @@ Training
     after every prefix of every training sequence; the decoder generates the next item. Loss: cross
     entropy over the item tokens (special tokens can never be generated). AdamW, gradient clipping,
     bf16 autocast where the hardware has native bf16 (``bf16=None``: CUDA, or a CPU with AMX or
-    AVX512-BF16; this AMD EPYC has neither, bf16 matmuls measured 10-100x slower than fp32, so it
-    trains in fp32; ``bf16=True/False`` forces it). After every fine-tuning epoch NDCG@10 on a seeded sample of ``split.valid``
+    AVX512-BF16; the AVX2-only AMD EPYC of the committed benchmark runs has neither, bf16 matmuls
+    measured 10-100x slower than fp32 there, so they trained in fp32; ``bf16=True/False`` forces it). After every fine-tuning epoch NDCG@10 on a seeded sample of ``split.valid``
     selects the best epoch; ``patience`` epochs without improvement stop early. With
     ``checkpoint_dir`` a checkpoint is written (atomically) after every epoch and ``fit`` resumes
     from it; data order and dropout are seeded per epoch, so a resumed run equals an uninterrupted one.
@@ -158,8 +158,13 @@ class GenRecSeq2Seq(ScoringRecommender):
     # -- training examples --------------------------------------------------------------------------
     def _finetune_examples(self, seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(sequence number, prefix length) for every prefix with at least one item."""
-        users = np.concatenate([np.full(len(s) - 1, u, dtype=np.int64) for u, s in enumerate(seqs) if len(s) > 1])
-        ends = np.concatenate([np.arange(1, len(s), dtype=np.int64) for s in seqs if len(s) > 1])
+        long = [(u, len(s)) for u, s in enumerate(seqs) if len(s) > 1]
+        if not long:
+            raise GenrecError(f"genrec-seq2seq fine-tuning needs training sequences of 2 or more items; all "
+                              f"{len(seqs)} training sequences of this split have fewer (use a split or "
+                              "preprocessing that keeps longer sequences, or finetune_epochs=0)")
+        users = np.concatenate([np.full(n - 1, u, dtype=np.int64) for u, n in long])
+        ends = np.concatenate([np.arange(1, n, dtype=np.int64) for _, n in long])
         return users, ends
 
     def _batches(self, n: int, lengths: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
@@ -218,6 +223,8 @@ class GenRecSeq2Seq(ScoringRecommender):
         net = self._build(self.n_items_).to(self.device_)
         self.net_ = net
         seqs = [split.catalog.indices(s) for s in split.train.items.values()]
+        if self.finetune_epochs:
+            self._finetune_examples(seqs)  # fail before pretraining if nothing can be fine-tuned
         valid = self._valid_sample(split)
         self.history_: list[dict] = []
         fingerprint = self._fingerprint(split)
@@ -363,6 +370,10 @@ class GenRecSeq2Seq(ScoringRecommender):
                     notes[n].append(f"ignored {int(new.sum())} item(s) added after training, unknown to the "
                                     f"model's vocabulary: {', '.join(ids)}")
                     encoded[n] = h[~new]
+        keep = self.max_len - 1
+        for n, h in enumerate(encoded):
+            if len(h) > keep:
+                notes[n].append(f"long history: only the most recent {keep} items were used")
         return encoded, notes
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:

@@ -78,12 +78,26 @@ def test_checksum_mismatch_installs_nothing(server, tmp_path):
     assert list(cache.iterdir()) == []
 
 
-def test_without_checksum_records_the_digest(server, tmp_path):
+def test_without_checksum_warns_and_records_the_digest(server, tmp_path):
     root, base, _ = server
     sha = _zip(root / "z.zip", {"u.data": U_DATA, "u.item": U_ITEM}, top="")
-    out = download_dataset("ml-test", _spec(f"{base}/z.zip"), tmp_path / "c")
+    url = f"{base}/z.zip"
+    with pytest.warns(UserWarning, match=f"no known checksum for {url}.*not verified.*SHA-256 is {sha}") as w:
+        out = download_dataset("ml-test", _spec(url), tmp_path / "c")
+    assert len(w) == 1 and str(out / ".genrec-download.json") in str(w[0].message)
     rec = json.loads((out / ".genrec-download.json").read_text())
-    assert rec["sha256"] == sha and rec["verified"] is False
+    assert rec["sha256"] == sha and rec["verified"] is False and "not verified" in rec["note"]
+
+
+def test_known_checksum_downloads_without_warning(server, tmp_path):
+    import warnings
+
+    root, base, _ = server
+    sha = _zip(root / "z.zip", {"u.data": U_DATA, "u.item": U_ITEM}, top="")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = download_dataset("ml-test", _spec(f"{base}/z.zip", sha), tmp_path / "c")
+    assert "note" not in json.loads((out / ".genrec-download.json").read_text())
 
 
 def test_network_failure_says_what_to_fetch_and_where(tmp_path):

@@ -121,3 +121,43 @@ def test_cold_start_split_keeps_held_out_items_out_of_training(demo_small):
     assert all(i in sp.catalog for i in cold)
     with pytest.raises(ValueError, match="holds out no items"):
         make_split(ds, "user", seed=0).cold_view()
+
+
+def _with_single_item_users(n_users: int = 40, n_single: int = 12):
+    """Users u0.. with three items, plus ``n_single`` users s0.. with one item each."""
+    seqs = {f"u{n}": [f"i{n % 5}", f"i{(n + 1) % 5}", f"i{(n + 2) % 5}"] for n in range(n_users)}
+    seqs.update({f"s{n}": [f"i{n % 5}"] for n in range(n_single)})
+    return _ds(seqs)
+
+
+def test_user_split_warns_with_the_count_of_skipped_single_item_users():
+    ds = _with_single_item_users()
+    with pytest.warns(UserWarning) as w:
+        sp = make_split(ds, "user", seed=0)
+    msgs = [str(x.message) for x in w if "single item" in str(x.message)]
+    skipped = sp.info["cases_skipped_short"]
+    evaluated = {c.user for c in sp.valid + sp.test}
+    eval_users = set(ds.sequences.users) - set(sp.train.users)
+    assert skipped == len({u for u in eval_users if u.startswith("s")}) > 0  # seed 0 puts some in valid/test
+    assert msgs == [f"t, split 'user': {skipped:,} validation/test users with a single item were skipped: "
+                    "no history to predict it from"]
+    assert not any(u.startswith("s") for u in evaluated) and len(evaluated) == len(eval_users) - skipped
+
+
+def test_loo_split_warns_with_the_count_of_single_item_users():
+    ds = _with_single_item_users(n_single=7)
+    with pytest.warns(UserWarning, match=r"t, split 'loo': 7 users with a single item give no evaluation case"):
+        sp = make_split(ds, "loo")
+    assert sp.info["users_single_item"] == 7 and sp.info["users_shorter_than_3"] == 7
+    assert not any(c.user.startswith("s") for c in sp.valid + sp.test)
+    assert all(sp.train[f"s{n}"] == [f"i{n % 5}"] for n in range(7))  # their item still trains
+    assert len(sp.test) == len(sp.valid) == 40
+
+
+def test_no_single_item_users_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_split(_with_single_item_users(n_single=0), "loo")
+        make_split(_with_single_item_users(n_single=0), "user", seed=0)

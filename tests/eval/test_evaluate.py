@@ -78,3 +78,29 @@ def test_bad_ks_and_empty_cases(demo_loo):
     empty = Split(demo_loo.catalog, demo_loo.train, [], [], "loo", 0)
     with pytest.raises(ValueError, match="no test cases"):
         evaluate(model, empty, progress=False)
+
+
+def test_peak_memory_resets_per_model_and_says_its_scope():
+    from genrec.eval import runcard
+
+    big = bytearray(200 * 2**20)
+    big[:: 4096] = b"x" * len(big[:: 4096])  # touch every page: 200 MiB resident
+    before = runcard.peak_memory_mb()
+    del big
+    if not runcard.reset_peak_memory("test step"):
+        assert "not possible" in runcard.peak_memory_scope()
+        pytest.skip("this kernel does not allow resetting the peak RSS")
+    assert runcard.peak_memory_mb() < before - 150
+    assert runcard.peak_memory_scope() == "peak RSS since test step (includes memory already held then)"
+    sp = _split()
+    assert evaluate(create("pop").fit(sp), sp, ks=(1,), progress=False).run_card["peak_memory_scope"] == \
+        runcard.peak_memory_scope()
+
+
+def test_machine_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from genrec.eval.runcard import machine; m = machine(); "
+            "assert 'torch' not in sys.modules; print(m['cpus'])")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

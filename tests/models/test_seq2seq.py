@@ -108,6 +108,26 @@ def test_long_histories_truncated_from_oldest_end(trained, demo_loo):
     alone = trained.score(trained.encode_histories([ids[-3:]])[0])
     padded = trained.score(trained.encode_histories([ids[-3:], ids])[0])  # right-padded in a wider batch
     np.testing.assert_allclose(alone[0], padded[0], atol=1e-5)
+    recs = trained.recommend([ids, ids[-keep:]], k=5)
+    assert recs.notes[0] == [f"long history: only the most recent {keep} items were used"]
+    assert recs.notes[1] == []
+
+
+def test_no_sequence_to_finetune_on_is_a_clear_error():
+    from genrec.data.catalog import Catalog
+    from genrec.data.dataset import Dataset
+    from genrec.data.sequences import Sequences
+    from genrec.data.splits import make_split
+    from genrec.errors import GenrecError
+
+    seqs = {f"u{n}": [f"i{n % 4}", f"i{(n + 1) % 4}", f"i{(n + 2) % 4}"] for n in range(8)}
+    ds = Dataset("t", Catalog(Item(f"i{n}", f"title {n}") for n in range(4)), Sequences(seqs))
+    sp = make_split(ds, "loo")  # three items each: one training item per user
+    assert max(len(s) for s in sp.train.items.values()) == 1
+    with pytest.raises(GenrecError, match=r"needs training sequences of 2 or more items; all 8 training sequences"):
+        GenRecSeq2Seq(pretrain_epochs=1, finetune_epochs=1, **TINY).fit(sp)
+    model = GenRecSeq2Seq(pretrain_epochs=0, finetune_epochs=0, **TINY).fit(sp)  # nothing to fine-tune: fine
+    assert len(model.recommend([["i0"]], k=2).items[0]) == 2
 
 
 def test_scoring_equals_hf_beam_search(trained, demo_loo):
