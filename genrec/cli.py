@@ -255,12 +255,17 @@ def _print_history_and_recs(m, h: list[str], k: int) -> None:
 def serve(model_dir: Path = typer.Option(..., "--model-dir"),
           db: str = typer.Option("sqlite:///genrec.db", "--db", help="SQLAlchemy URL: SQLite file or PostgreSQL."),
           host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
-          protect_reads: bool = typer.Option(False, "--protect-reads", help="Require the token for reads too.")) -> None:
+          protect_reads: bool = typer.Option(False, "--protect-reads", help="Require the token for reads too."),
+          open_writes: bool = typer.Option(False, "--open-writes",
+                                           help="Without $GENREC_TOKEN, let anyone who can reach the service write "
+                                                "(local development only; also GENREC_OPEN_WRITES=1).")) -> None:
     """Serve a saved model over HTTP with a web page at /. Write endpoints need the bearer token in
-    $GENREC_TOKEN when it is set (kept out of the command line, where `ps` would show it)."""
+    $GENREC_TOKEN (kept out of the command line, where `ps` would show it); without it they answer
+    403 unless --open-writes is given."""
     from genrec.serve.app import run
 
-    run(model_dir=model_dir, db_url=db, host=host, port=port, protect_reads=protect_reads or None)
+    run(model_dir=model_dir, db_url=db, host=host, port=port, protect_reads=protect_reads or None,
+        open_writes=open_writes or None)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ the LM replaced by "copy the history", so it is the reference a trained LM must 
 from __future__ import annotations
 
 import time
-from typing import Iterable, Sequence
+from typing import Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -77,14 +77,17 @@ class QuerySearchRecommender(Recommender):
         return self
 
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
-                  exclude_history: bool = True) -> Recommendations:
+                  exclude_history: bool = True, exclude: Collection[str] = ()) -> Recommendations:
+        """Top ``k`` per history; ``exclude`` (item ids, e.g. deleted items) is never returned.
+        Give exclusions here rather than asking for more and filtering: the merge gives each
+        query k/m slots, so a longer list's first k favour the first queries."""
         self._require_fitted()
         if k <= 0:
             raise ValueError("k must be positive")
-        return self._recommend(histories, k, exclude_history=exclude_history)
+        return self._recommend(histories, k, exclude_history=exclude_history, exclude=exclude)
 
     def recommend_for_ks(self, histories: Sequence[Sequence[str]], ks: Sequence[int], *,
-                         exclude_history: bool = True) -> dict[int, Recommendations]:
+                         exclude_history: bool = True, exclude: Collection[str] = ()) -> dict[int, Recommendations]:
         """One list per K, from queries written once. The merge gives each query K/m slots, so
         the top 10 is not the first 10 of the top 40; the paper evaluates each K on its own."""
         self._require_fitted()
@@ -92,10 +95,12 @@ class QuerySearchRecommender(Recommender):
             raise ValueError("ks must be positive")
         encoded, _ = self.encode_histories(histories)
         queries = self._generate([[self.catalog.id_at(j) for j in e] for e in encoded])
-        return {int(k): self._recommend(histories, int(k), exclude_history=exclude_history, queries=queries)
+        return {int(k): self._recommend(histories, int(k), exclude_history=exclude_history, queries=queries,
+                                        exclude=exclude)
                 for k in ks}
 
-    def _recommend(self, histories, k: int, *, exclude_history: bool = True, queries=None) -> Recommendations:
+    def _recommend(self, histories, k: int, *, exclude_history: bool = True, queries=None,
+                   exclude: Collection[str] = ()) -> Recommendations:
         from genrec.retrieval.merge import rank_merge
 
         encoded, notes = self.encode_histories(histories)
@@ -105,14 +110,17 @@ class QuerySearchRecommender(Recommender):
         if queries is None:
             queries = self._generate(known)
         flat = [q for qs in queries for q, _ in qs]
-        n = k + max((len(h) for h in known), default=0) if exclude_history else k
+        exclude = set(exclude)
+        # Deep enough that each query still has its quota after the excluded items are skipped.
+        n = k + len(exclude) + (max((len(h) for h in known), default=0) if exclude_history else 0)
         found, _ = self._bm25.search(flat, n)
         items, scores, whys = [], [], []
         pos = 0
         for u, qs in enumerate(queries):
             res = found[pos:pos + len(qs)]
             pos += len(qs)
-            merged = rank_merge(res, k, exclude=set(known[u]) if exclude_history else (), popular=self.popular_)
+            merged = rank_merge(res, k, exclude=exclude | set(known[u]) if exclude_history else exclude,
+                                popular=self.popular_)
             items.append(merged.items)
             scores.append(merged.scores)
             whys.append({"queries": [{"query": q, "score": float(s), "items": c}

@@ -11,20 +11,26 @@ Behaviour worth knowing:
   reused (409).
 - One process serves one model: run a single uvicorn worker (the model's catalog changes in
   memory; other workers would not see it).
+- Writes need the bearer token; with no token configured they answer 403 unless the service was
+  started with ``open_writes`` (``genrec serve --open-writes``, for local development).
+- Models whose ``recommend`` takes ``exclude=`` (GPT4Rec, title-bm25) are asked for exactly ``k``
+  items with deleted, excluded and (under a category filter) out-of-category ids passed in: their
+  merge gives each query k/m slots, so the first k of a longer list would favour the first queries.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
 import secrets
 import threading
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Annotated, Any, Callable, Iterator, Sequence
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -56,16 +62,26 @@ class Service:
         self.model, self.store = model, store
         self.name: str = getattr(model, "name", type(model).__name__)
         self.lock = threading.RLock()  # the model and its catalog: one writer or recommender at a time
-        self.deleted: set[str] = set()
+        # Catalog writes and event writes: an item cannot be deleted between an event's existence
+        # check and its insert. Taken before ``lock``; recommends never wait for it.
+        self.catalog_lock = threading.RLock()
+        # Replaced, never mutated, so readers without a lock see one whole set.
+        self.deleted: frozenset[str] = frozenset()
         self.api_items: set[str] = set()
+        self.takes_exclude = _takes_exclude(model)
         self._replay()
         self._titles = self._title_index()
         self.batcher = Batcher(self._run_batch)
 
-    def _run_batch(self, histories: list[list[str]], k: int, exclude_history: bool) -> list[tuple]:
-        """One model call for several requests (same ``k`` and ``exclude_history``)."""
+    def _run_batch(self, histories: list[list[str]], k: int, exclude_history: bool,
+                   exclude: frozenset[str]) -> list[tuple]:
+        """One model call for several requests (same ``k``, ``exclude_history`` and ``exclude``)."""
         with self.lock:
-            recs = self.model.recommend(histories, k=k, exclude_history=exclude_history)
+            if self.takes_exclude:
+                recs = self.model.recommend(histories, k=k, exclude_history=exclude_history,
+                                            exclude=self.deleted | exclude)
+            else:
+                recs = self.model.recommend(histories, k=k, exclude_history=exclude_history)
         if len(recs) != len(histories):
             raise GenrecError(f"{self.name}.recommend returned {len(recs)} results for {len(histories)} histories")
         return [(recs.items[n], recs.scores[n], recs.why[n], recs.notes[n]) for n in range(len(histories))]
@@ -82,11 +98,8 @@ class Service:
         new_ids = {r.item_id for r in new}
         if new:
             self.model.add_items([_to_item(r) for r in new])
-        for r in rows:
-            if r.origin == "api":
-                self.api_items.add(r.item_id)
-            if r.deleted:
-                self.deleted.add(r.item_id)
+        self.api_items = {r.item_id for r in rows if r.origin == "api"}
+        self.deleted = frozenset(r.item_id for r in rows if r.deleted)
         if rows:
             log.info("re-applied %d catalog change(s) from the database (%d new, %d deleted)",
                      len(rows), len(new), len(self.deleted))
@@ -108,7 +121,7 @@ class Service:
     def add_item(self, body: S.ItemIn) -> Item:
         row = ItemRow(item_id=body.id, title=body.title, brand=body.brand, categories=list(body.categories),
                       text=body.text, origin="api")
-        with self.lock:
+        with self.catalog_lock, self.lock:
             if body.id in self.catalog:
                 raise Conflict(f"item {body.id!r} already exists" + (" (deleted; ids are not reused)"
                                                                      if body.id in self.deleted else ""))
@@ -118,7 +131,7 @@ class Service:
                     self.model.add_items([_to_item(row)])  # raises -> the insert rolls back
             except BaseException:
                 if body.id in self.catalog:  # added to the model but not committed: hide it
-                    self.deleted.add(body.id)
+                    self.deleted = self.deleted | {body.id}
                 raise
             self.api_items.add(body.id)
             it = self.catalog[body.id]
@@ -127,37 +140,62 @@ class Service:
             return it
 
     def patch_item(self, item_id: str, patch: S.ItemPatch) -> Item:
-        with self.lock:
+        """Change an item in the model and the database, or in neither (the model is put back if
+        its update or the commit fails)."""
+        with self.catalog_lock, self.lock:
             old = self.live(item_id)
             if old is None:
                 raise KeyError(item_id)
-            fields = patch.model_dump(exclude_unset=True)
-            new = Item(id=item_id, title=fields.get("title", old.title),
-                       brand=fields.get("brand", old.brand),
-                       categories=tuple(fields.get("categories", old.categories)),
-                       text=fields.get("text", old.text), extra=dict(old.extra))
-            self._save_row(new, deleted=False)
-            self.model.update_items([new])
+            new = _patched(old, patch)
+            changing = False
+            try:
+                with self.store.write() as conn:
+                    self._save_row(conn, new, deleted=False)
+                    changing = True
+                    self.model.update_items([new])  # raises -> the row rolls back
+            except BaseException:
+                if changing:
+                    self._restore(old)
+                raise
             self._titles = self._title_index()
             return self.catalog[item_id]
 
+    def _restore(self, old: Item) -> None:
+        """Put ``old`` back in the model after a failed change (it may have been half applied)."""
+        try:
+            self.model.update_items([old])
+        except Exception:  # noqa: BLE001 - the original error is the one to report
+            log.exception("could not restore item %r in the model after a failed change", old.id)
+
     def delete_item(self, item_id: str) -> None:
-        with self.lock:
+        """Delete in the database, then in memory (replacing two references, which cannot fail)."""
+        with self.catalog_lock:
             it = self.live(item_id)
             if it is None:
                 raise KeyError(item_id)
-            self._save_row(it, deleted=True)
-            self.deleted.add(item_id)
+            with self.store.write() as conn:
+                self._save_row(conn, it, deleted=True)
+            self.deleted = self.deleted | {item_id}
             self._titles = self._title_index()
 
-    def _save_row(self, it: Item, deleted: bool) -> None:
+    def _save_row(self, conn: Any, it: Item, deleted: bool) -> None:
         row = ItemRow(item_id=it.id, title=it.title, brand=it.brand, categories=list(it.categories), text=it.text,
                       origin="api" if it.id in self.api_items else "model", deleted=deleted)
-        with self.store.write() as conn:
-            if self.store.get_item_row(conn, it.id) is None:
-                self.store.insert_item(conn, row)
-            else:
-                self.store.update_item(conn, row)
+        if self.store.get_item_row(conn, it.id) is None:
+            self.store.insert_item(conn, row)
+        else:
+            self.store.update_item(conn, row)
+
+    # -- events -----------------------------------------------------------------------------------
+    def add_events(self, events: Sequence[S.EventIn]) -> list[int]:
+        """Store events for live items, all or none: 422 naming unknown or deleted items."""
+        with self.catalog_lock:  # no item is deleted between this check and the insert
+            bad = sorted({e.item for e in events if self.live(e.item) is None})
+            if bad:
+                raise HTTPException(422, f"unknown or deleted item id(s): {', '.join(map(repr, bad[:10]))}"
+                                         + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
+            now = time.time()
+            return self.store.add_events([(e.user, e.item, e.time.timestamp() if e.time else now) for e in events])
 
     # -- history ----------------------------------------------------------------------------------
     def resolve(self, entries: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -176,6 +214,28 @@ class Service:
         return {"item_id": item_id, "title": it.title if it else None, **extra}
 
     # -- recommend --------------------------------------------------------------------------------
+    def _fetch(self, history: list[str], req: S.RecommendRequest, keep: Callable[[str], bool],
+               n_excluded: int) -> tuple:
+        """``(kept (item, score) pairs, why, notes)``: the model's list filtered by ``keep``.
+
+        A model taking ``exclude=`` is asked for exactly ``k`` with every item ``keep`` refuses
+        (excluded ids; outside the category) passed in. Others are asked for ``k`` plus the number
+        excluded, then for more (x4) while fewer than ``k`` pass.
+        """
+        extra: frozenset[str] = frozenset()
+        if self.takes_exclude:
+            extra = (frozenset(i for i in self.catalog.ids if not keep(i)) if req.category
+                     else frozenset(req.exclude_ids))
+        n_items = len(self.catalog)
+        ask = min(n_items, req.k if self.takes_exclude else req.k + n_excluded)
+        while True:
+            items, scores, why, model_notes = self.batcher.submit(history, max(ask, 1), req.exclude_history, extra)
+            got = list(zip(items, scores))
+            kept = [(i, s) for i, s in got if keep(i)]
+            if len(kept) >= req.k or ask >= n_items or len(got) < ask:
+                return kept, why, model_notes
+            ask = min(n_items, ask * 4)
+
     def recommend(self, req: S.RecommendRequest) -> dict:
         notes: list[str] = []
         unresolved: list[str] = []
@@ -213,15 +273,7 @@ class Service:
             it = self.catalog.get(item_id)
             return it is not None and any(c.casefold() == cat for c in it.categories)
 
-        n_items = len(self.catalog)
-        ask = min(n_items, req.k + len(excluded))
-        while True:
-            items, scores, why, model_notes = self.batcher.submit(history, max(ask, 1), req.exclude_history)
-            got = list(zip(items, scores))
-            kept = [(i, s) for i, s in got if keep(i)]
-            if len(kept) >= req.k or ask >= n_items or len(got) < ask:
-                break
-            ask = min(n_items, ask * 4)
+        kept, why, model_notes = self._fetch(history, req, keep, len(excluded))
         notes += list(model_notes)
         kept = kept[:req.k]
         if len(kept) < req.k:
@@ -255,7 +307,7 @@ class Service:
 class _Job:
     __slots__ = ("history", "key", "result", "error", "done")
 
-    def __init__(self, history: list[str], key: tuple[int, bool]) -> None:
+    def __init__(self, history: list[str], key: tuple[int, bool, frozenset[str]]) -> None:
         self.history, self.key = history, key
         self.result: Any = None
         self.error: BaseException | None = None
@@ -266,7 +318,7 @@ class Batcher:
     """Micro-batching of concurrent recommend calls (no added wait).
 
     Requests that arrive while the model is busy queue up; the next free request thread runs
-    every queued job with the same ``(k, exclude_history)`` as one ``model.recommend`` call and
+    every queued job with the same ``(k, exclude_history, exclude)`` as one ``model.recommend`` call and
     hands each caller its own result. A batched model call (GPT4Rec's generation, a scoring
     model's matrix product) costs far less than the same calls one by one. ``k`` is part of the
     key because GPT4Rec's merge gives each query a share of ``k``: results for different ``k``
@@ -280,8 +332,9 @@ class Batcher:
         self.busy = False
         self.calls = self.jobs = 0
 
-    def submit(self, history: list[str], k: int, exclude_history: bool) -> tuple:
-        job = _Job(history, (k, exclude_history))
+    def submit(self, history: list[str], k: int, exclude_history: bool,
+               exclude: frozenset[str] = frozenset()) -> tuple:
+        job = _Job(history, (k, exclude_history, exclude))
         with self.cv:
             self.pending.append(job)
         while True:
@@ -318,8 +371,24 @@ class Batcher:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+def _takes_exclude(model: Any) -> bool:
+    """Whether ``model.recommend`` accepts ``exclude=`` (item ids it must never return)."""
+    try:
+        return "exclude" in inspect.signature(model.recommend).parameters
+    except (TypeError, ValueError):  # a builtin or C-implemented recommend: no signature
+        return False
+
+
 def _to_item(r: ItemRow) -> Item:
     return Item(id=r.item_id, title=r.title, brand=r.brand, categories=tuple(r.categories), text=r.text)
+
+
+def _patched(old: Item, patch: S.ItemPatch) -> Item:
+    """``old`` with the fields the patch sets (the schema has already refused nulls where not allowed)."""
+    fields = patch.model_dump(exclude_unset=True)
+    return Item(id=old.id, title=fields.get("title", old.title), brand=fields.get("brand", old.brand),
+                categories=tuple(fields.get("categories", old.categories)), text=fields.get("text", old.text),
+                extra=dict(old.extra))
 
 
 def _dedup_last(ids: list[str]) -> list[str]:
@@ -372,12 +441,13 @@ def _item_out(svc: Service, it: Item) -> dict:
 
 # -- the app ---------------------------------------------------------------------------------------
 def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: str | None = None,
-               protect_reads: bool = False) -> FastAPI:
+               protect_reads: bool = False, open_writes: bool = False) -> FastAPI:
     """The service for a model object or a saved model folder, persisting to ``db_url``.
 
-    With ``token``, write endpoints (and read endpoints too when ``protect_reads``) require
-    ``Authorization: Bearer <token>``. Raises :class:`GenrecError` when the model folder or the
-    database cannot be opened.
+    Write endpoints (and read endpoints too when ``protect_reads``) require
+    ``Authorization: Bearer <token>``. Without a ``token`` they answer 403, unless ``open_writes``
+    (local development: anyone who can reach the service may write). Raises :class:`GenrecError`
+    when the model folder or the database cannot be opened.
     """
     if isinstance(model_or_dir, (str, Path)):
         from genrec.models.registry import load_model
@@ -400,7 +470,8 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
 
     app = FastAPI(title="genrec", version=_version(), lifespan=lifespan, docs_url=None,
                   description="Recommendations with their reasons, over one trained genrec model. Write endpoints "
-                              "need `Authorization: Bearer <token>` when the service has a token.",
+                              "need `Authorization: Bearer <token>` (403 when the service has no token, unless "
+                              "it was started with --open-writes).",
                   responses={422: {"model": S.Error}})
     app.state.service, app.state.metrics = svc, metrics
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY)
@@ -409,7 +480,11 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
 
     def _check(creds: HTTPAuthorizationCredentials | None) -> None:
         if token is None:
-            return
+            if open_writes:
+                return
+            raise HTTPException(403, "this service has no token configured, so writes (and protected reads) are "
+                                     "disabled: set GENREC_TOKEN, or start it with --open-writes "
+                                     "(GENREC_OPEN_WRITES=1) for local development")
         if creds is None or not secrets.compare_digest(creds.credentials.encode(), token.encode()):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
@@ -452,7 +527,7 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
         ok = store.ping()
         return {"status": "ok" if ok else "degraded", "model": svc.name, "items": len(svc.catalog) - len(svc.deleted),
                 "deleted_items": len(svc.deleted), "database": store.backend, "database_ok": ok,
-                "auth": {"writes": token is not None, "reads": token is not None and protect_reads}}
+                "auth": _auth_modes(token is not None, open_writes, protect_reads)}
 
     @app.get("/metrics", tags=["service"], dependencies=rd)
     def get_metrics() -> dict:
@@ -462,7 +537,7 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
                                                 "mean_batch": round(b.jobs / b.calls, 2) if b.calls else 0.0}}
 
     @app.post("/recommend", response_model=S.RecommendResponse, response_model_exclude_none=False, tags=["recommend"],
-              dependencies=rd, responses={401: {"model": S.Error}})
+              dependencies=rd, responses={401: {"model": S.Error}, 403: {"model": S.Error}})
     def recommend(req: S.RecommendRequest) -> dict:
         """Recommend for a stored user or an explicit history (ids or titles), with the model's reasons.
 
@@ -472,25 +547,21 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
         return svc.recommend(req)
 
     @app.post("/events", response_model=S.EventsOut, tags=["users"], dependencies=wr,
-              responses={401: {"model": S.Error}})
+              responses={401: {"model": S.Error}, 403: {"model": S.Error}})
     def post_events(body: S.EventsIn) -> dict:
         """Record interactions (atomically: all or none). The next recommendation uses them."""
-        bad = sorted({e.item for e in body.events if svc.live(e.item) is None})
-        if bad:
-            raise HTTPException(422, f"unknown or deleted item id(s): {', '.join(map(repr, bad[:10]))}"
-                                     + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
-        now = time.time()
-        ids = store.add_events([(e.user, e.item, e.time.timestamp() if e.time else now) for e in body.events])
+        ids = svc.add_events(body.events)
         return {"recorded": len(ids), "event_ids": ids}
 
     @app.get("/users", response_model=list[S.UserSummary], tags=["users"], dependencies=rd)
-    def list_users(limit: int = Query(100, ge=1, le=1000), prefix: str = Query("", max_length=200)) -> list[dict]:
+    def list_users(limit: int = Query(100, ge=1, le=1000),
+                   prefix: Annotated[S.NoControl, Query(max_length=200)] = "") -> list[dict]:
         """Users with events, most recently active first."""
         return [{"user": u, "events": n, "last_time": _dt(t)} for u, n, t in store.list_users(limit, prefix)]
 
     @app.get("/users/{user_id:path}/history", response_model=S.UserHistory, tags=["users"], dependencies=rd,
              responses={404: {"model": S.Error}})
-    def user_history(user_id: str, limit: int = Query(S.MAX_HISTORY, ge=1, le=100_000)) -> dict:
+    def user_history(user_id: S.NoControl, limit: int = Query(S.MAX_HISTORY, ge=1, le=100_000)) -> dict:
         """The user's last ``limit`` events, oldest first; 404 for a user with no events."""
         rows = store.history(user_id, limit)
         if rows is None:
@@ -500,30 +571,36 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
 
     @app.get("/items/{item_id:path}", response_model=S.ItemOut, tags=["items"], dependencies=rd,
              responses={404: {"model": S.Error}})
-    def get_item(item_id: str) -> dict:
+    def get_item(item_id: S.NoControl) -> dict:
         it = svc.live(item_id)
         if it is None:
             raise HTTPException(404, f"unknown item {item_id!r}" + (" (deleted)" if item_id in svc.deleted else ""))
         return _item_out(svc, it)
 
     @app.post("/items", response_model=S.ItemOut, status_code=201, tags=["items"], dependencies=wr,
-              responses={401: {"model": S.Error}, 409: {"model": S.Error}})
+              responses={401: {"model": S.Error}, 403: {"model": S.Error}, 409: {"model": S.Error}})
     def add_item(body: S.ItemIn) -> dict:
         """Add an item (cold start): text models can retrieve it at once; persisted."""
-        return _item_out(svc, svc.add_item(body))
+        with _model_refusal():
+            return _item_out(svc, svc.add_item(body))
 
     @app.patch("/items/{item_id:path}", response_model=S.ItemOut, tags=["items"], dependencies=wr,
-               responses={401: {"model": S.Error}, 404: {"model": S.Error}})
-    def patch_item(item_id: str, body: S.ItemPatch) -> dict:
-        """Change an item's title, brand, categories or text; persisted."""
+               responses={401: {"model": S.Error}, 403: {"model": S.Error}, 404: {"model": S.Error}})
+    def patch_item(item_id: S.NoControl, body: S.ItemPatch) -> dict:
+        """Change an item's title, brand, categories or text; persisted.
+
+        Give only the fields to change. ``brand: null`` clears the brand; ``title``, ``categories``
+        and ``text`` cannot be null (422): send ``[]`` or ``""`` to clear the latter two.
+        """
         try:
-            return _item_out(svc, svc.patch_item(item_id, body))
+            with _model_refusal():
+                return _item_out(svc, svc.patch_item(item_id, body))
         except KeyError:
             raise HTTPException(404, f"unknown item {item_id!r}") from None
 
     @app.delete("/items/{item_id:path}", status_code=204, tags=["items"], dependencies=wr,
-                responses={401: {"model": S.Error}, 404: {"model": S.Error}})
-    def delete_item(item_id: str) -> Response:
+                responses={401: {"model": S.Error}, 403: {"model": S.Error}, 404: {"model": S.Error}})
+    def delete_item(item_id: S.NoControl) -> Response:
         """Delete an item: never recommended again; persisted. Its id cannot be reused."""
         try:
             svc.delete_item(item_id)
@@ -532,6 +609,21 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
         return Response(status_code=204)
 
     return app
+
+
+def _auth_modes(has_token: bool, open_writes: bool, protect_reads: bool) -> dict:
+    """What /health says about access: ``token``, ``open`` or ``disabled`` for writes and reads."""
+    guarded = "token" if has_token else ("open" if open_writes else "disabled")
+    return {"writes": guarded, "reads": guarded if protect_reads else "open"}
+
+
+@contextmanager
+def _model_refusal() -> Iterator[None]:
+    """A ValueError from the model's add/update (e.g. a title it cannot index) -> 422."""
+    try:
+        yield
+    except ValueError as e:
+        raise HTTPException(422, f"the model rejected the change: {e}") from e
 
 
 def _mount_docs(app: FastAPI) -> None:
@@ -564,8 +656,10 @@ def _version() -> str:
 
 
 def run(model_dir: str | Path, db_url: str = "sqlite:///genrec.db", host: str = "127.0.0.1", port: int = 8000,
-        token: str | None = None, protect_reads: bool | None = None, log_level: str = "info") -> None:
-    """Load the model and serve it with uvicorn (one worker). Token defaults to ``$GENREC_TOKEN``.
+        token: str | None = None, protect_reads: bool | None = None, open_writes: bool | None = None,
+        log_level: str = "info") -> None:
+    """Load the model and serve it with uvicorn (one worker). Token defaults to ``$GENREC_TOKEN``;
+    ``protect_reads`` and ``open_writes`` to ``$GENREC_PROTECT_READS`` and ``$GENREC_OPEN_WRITES``.
 
     Raises :class:`GenrecError` (the CLI exits non-zero) when the model folder or database cannot be used.
     """
@@ -573,10 +667,19 @@ def run(model_dir: str | Path, db_url: str = "sqlite:///genrec.db", host: str = 
 
     token = token or os.environ.get("GENREC_TOKEN") or None
     if protect_reads is None:
-        protect_reads = os.environ.get("GENREC_PROTECT_READS", "").lower() in ("1", "true", "yes")
+        protect_reads = _env_flag("GENREC_PROTECT_READS")
+    if open_writes is None:
+        open_writes = _env_flag("GENREC_OPEN_WRITES")
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
-    app = create_app(model_dir, db_url, token=token, protect_reads=protect_reads)
-    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("serving on %s without a token: anyone who can reach it can change the catalog "
+    app = create_app(model_dir, db_url, token=token, protect_reads=protect_reads, open_writes=open_writes)
+    if token is None and not open_writes:
+        log.warning("no GENREC_TOKEN: write endpoints answer 403 (set GENREC_TOKEN, or --open-writes for "
+                    "local development)")
+    elif token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s with open writes: anyone who can reach it can change the catalog "
                     "(set GENREC_TOKEN)", host)
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").lower() in ("1", "true", "yes")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from genrec.text import clean_title
 
@@ -15,10 +16,35 @@ MAX_K = 100
 MAX_TITLE = 1000
 MAX_TEXT = 10_000
 
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_NO_CONTROL)]
-ShortText = Annotated[str, StringConstraints(max_length=200)]
-HistoryEntry = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
+# Control characters (C0, DEL, C1). PostgreSQL refuses NUL in text (a DataError, so a 500), and
+# none of them belong in an id or a label. Checked by hand rather than with a `pattern`
+# constraint, whose error message would only quote the regex.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_WS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, newline, CR allowed
+
+
+def no_control(v: str) -> str:
+    """``v`` unchanged, or ValueError if it holds a control character."""
+    m = _CONTROL.search(v)
+    if m:
+        raise ValueError(f"control character U+{ord(m.group()):04X} at position {m.start()} is not allowed")
+    return v
+
+
+def no_control_but_whitespace(v: str) -> str:
+    """``v`` unchanged, or ValueError if it holds a control character other than tab, newline, CR."""
+    m = _CONTROL_BUT_WS.search(v)
+    if m:
+        raise ValueError(f"control character U+{ord(m.group()):04X} at position {m.start()} is not allowed "
+                         "(only tab, newline and carriage return are)")
+    return v
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_control)]
+ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_control)]
+HistoryEntry = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE),
+                         AfterValidator(no_control_but_whitespace)]
+NoControl = Annotated[str, AfterValidator(no_control)]  # path and query parameters (user and item ids, prefixes)
 
 
 class _In(BaseModel):
@@ -126,8 +152,10 @@ class UserSummary(BaseModel):
 
 
 # -- items ---------------------------------------------------------------------------------------
-Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE)]
-Categories = Annotated[list[Annotated[str, StringConstraints(max_length=200)]], Field(max_length=20)]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE),
+                  AfterValidator(no_control_but_whitespace)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(no_control_but_whitespace)]
+Categories = Annotated[list[ShortText], Field(max_length=20)]
 
 
 def _title_not_blank(v: str | None) -> str | None:
@@ -143,25 +171,36 @@ class ItemIn(_In):
     title: Title
     brand: ShortText | None = None
     categories: Categories = []
-    text: Annotated[str, StringConstraints(max_length=MAX_TEXT)] = ""
+    text: Text = ""
 
     _title = field_validator("title")(_title_not_blank)
+
+
+_CLEAR = {"title": "a title is required", "categories": "send [] to clear them", "text": 'send "" to clear it'}
 
 
 class ItemPatch(_In):
-    title: Title | None = None
-    brand: ShortText | None = None
-    categories: Categories | None = None
-    text: Annotated[str, StringConstraints(max_length=MAX_TEXT)] | None = None
+    """The fields to change; fields left out keep their value. ``brand: null`` clears the brand;
+    ``title``, ``categories`` and ``text`` cannot be null (422)."""
+
+    title: Title | None = Field(None, description="Not null.")
+    brand: ShortText | None = Field(None, description="null clears the brand.")
+    categories: Categories | None = Field(None, description="Not null; [] clears them.")
+    text: Text | None = Field(None, description='Not null; "" clears it.')
 
     _title = field_validator("title")(_title_not_blank)
+
+    @field_validator("title", "categories", "text", mode="before")
+    @classmethod
+    def _not_null(cls, v: Any, info: Any) -> Any:
+        if v is None:  # only an explicit null gets here: defaults are not validated
+            raise ValueError(f"{info.field_name} cannot be null ({_CLEAR[info.field_name]})")
+        return v
 
     @model_validator(mode="after")
     def _something(self) -> "ItemPatch":
         if not self.model_fields_set:
             raise ValueError("give at least one of title, brand, categories, text")
-        if "title" in self.model_fields_set and self.title is None:
-            raise ValueError("title cannot be null")
         return self
 
 

@@ -36,6 +36,17 @@ def pop_dir(serve_split, tmp_path_factory) -> Path:
     return d
 
 
+@pytest.fixture(scope="session")
+def title_bm25_dir(serve_split, tmp_path_factory) -> Path:
+    """A real ``title-bm25`` model (GPT4Rec's BM25 search and rank-based merge, the history's last
+    5 titles as the queries) saved to a folder."""
+    from genrec.models.query_search import HistoryTitleSearch
+
+    d = tmp_path_factory.mktemp("title_bm25_model")
+    HistoryTitleSearch(num_queries=5, tune_bm25=False).fit(serve_split).save(d)
+    return d
+
+
 @pytest.fixture()
 def query_model(serve_split):
     from serve_helpers import QueryRec

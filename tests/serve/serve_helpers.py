@@ -72,6 +72,25 @@ class QueryRec(Recommender):
         return idx
 
 
+class IndexLimitRec(QueryRec):
+    """QueryRec whose title index takes titles of at most ``max_title`` characters. An update with
+    a longer title changes the catalog, then fails while re-indexing: the half-applied update a
+    text model's failed re-index leaves behind."""
+
+    name = "indexlimit-test"
+
+    def __init__(self, max_title: int = 100, extra_queries: Sequence[str] = ()) -> None:
+        super().__init__(extra_queries)
+        self.max_title = max_title
+
+    def update_items(self, items) -> None:  # noqa: ANN001
+        items = list(items)
+        super().update_items(items)
+        long = [it.id for it in items if len(it.title) > self.max_title]
+        if long:
+            raise ValueError(f"titles longer than {self.max_title} characters cannot be indexed: {long}")
+
+
 class Server:
     """uvicorn serving ``app`` on a free port in a daemon thread; ``stop()`` shuts it down."""
 

@@ -217,7 +217,7 @@ def test_concurrent_events_same_user_lose_nothing(any_db, pop_dir, serve_split):
     items = popular(serve_split, 40)
     n_threads, per_thread = 8, 15
     errors: list[str] = []
-    with serving(pop_dir, any_db) as url:
+    with serving(pop_dir, any_db, open_writes=True) as url:
         def worker(t: int) -> None:
             with httpx.Client(base_url=url, timeout=60) as c:
                 for j in range(per_thread):
@@ -264,3 +264,38 @@ def test_concurrent_recommends_are_batched_but_answer_each_caller(query_model, s
         for t in threads:
             t.join()
     assert errors == [] and got == want
+
+
+def test_query_search_model_keeps_its_query_groups_after_deletions(title_bm25_dir, serve_split, db_url):
+    """A real title-bm25 model (GPT4Rec's search and merge, k/m slots per query) served with 45
+    items deleted: the service passes the deletions (and exclude_ids, and items outside a category
+    filter) to the model instead of asking for k + 45 and keeping the first k, which gave every
+    slot to the first query."""
+    from genrec.models.registry import load_model
+
+    model = load_model(title_bm25_dir)
+    hist, k = list(serve_split.test[0].history), 10
+    queries = model.recommend([hist], k=k).why[0]["queries"]
+    assert len(queries) == 5 and all(len(q["items"]) == 2 for q in queries)
+    # Each query's first item, plus 40 items none of the queries reach in its top 200.
+    near = set(model.recommend([hist], k=200).items[0]) | set(hist)
+    gone = [q["items"][0] for q in queries] + [i for i in serve_split.catalog.ids if i not in near][:40]
+    with serving(title_bm25_dir, db_url, token=TOKEN) as url, httpx.Client(base_url=url, timeout=30) as c:
+        for i in gone:
+            assert c.delete(f"/items/{i}", headers=AUTH).status_code == 204
+        body = c.post("/recommend", json={"history": hist, "k": k}).json()
+        got = [it["item_id"] for it in body["items"]]
+        also = [q["items"][1] for q in queries]  # each query's second item, excluded by the request
+        body2 = c.post("/recommend", json={"history": hist, "k": k, "exclude_ids": also}).json()
+        body3 = c.post("/recommend", json={"history": hist, "k": k, "category": "skillet"}).json()
+    assert len(got) == k and not set(got) & set(gone)
+    assert [len(q["items"]) for q in body["queries"]] == [2] * 5, body["queries"]
+    assert body["filled_by_popularity"] == 0
+    assert got == model.recommend([hist], k=k, exclude=set(gone)).items[0]
+    got2 = [it["item_id"] for it in body2["items"]]
+    assert len(got2) == k and not set(got2) & (set(gone) | set(also))
+    assert [len(q["items"]) for q in body2["queries"]] == [2] * 5, body2["queries"]
+    # A category filter too: the merge picks among skillets (asking for more and filtering favoured query 1).
+    assert len(body3["items"]) == k and all("Skillet" in it["categories"] for it in body3["items"])
+    assert not {it["item_id"] for it in body3["items"]} & set(gone)
+    assert [len(q["items"]) for q in body3["queries"]] == [2] * 5, body3["queries"]

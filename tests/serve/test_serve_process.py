@@ -22,14 +22,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve_cmd(model_dir, db: str, port: int) -> list[str]:
+def _serve_cmd(model_dir, db: str, port: int, *extra: str) -> list[str]:
     return [sys.executable, "-m", "genrec.cli", "serve", "--model-dir", str(model_dir), "--db", db,
-            "--port", str(port)]
+            "--port", str(port), *extra]
 
 
-def _start(model_dir, db: str, env: dict) -> tuple[subprocess.Popen, str]:
+def _start(model_dir, db: str, env: dict, *extra: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    p = subprocess.Popen(_serve_cmd(model_dir, db, port), env=env, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen(_serve_cmd(model_dir, db, port, *extra), env=env, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -61,6 +61,42 @@ def test_startup_errors_exit_nonzero(tmp_path, pop_dir):
                            (pop_dir, f"sqlite:///{tmp_path}/missing/dir/x.db", "cannot open database")]:
         with pytest.raises(GenrecError, match=msg):
             create_app(model, db)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=15)
+
+
+def test_write_token_comes_from_the_environment(tmp_path, pop_dir, serve_split):
+    """GENREC_TOKEN set: a write without it is 401, with it 200. Unset: writes are 403 (naming
+    GENREC_TOKEN) unless `--open-writes`."""
+    item = popular(serve_split, 1)[0]
+    ev = {"events": [{"user": "u", "item": item}]}
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    base = {k: v for k, v in os.environ.items() if k not in ("GENREC_TOKEN", "GENREC_OPEN_WRITES",
+                                                             "GENREC_PROTECT_READS")}
+    proc, url = _start(pop_dir, db, {**base, "GENREC_TOKEN": "tok"})
+    try:
+        assert httpx.post(url + "/events", json=ev, timeout=10).status_code == 401
+        assert httpx.post(url + "/events", json=ev, headers={"Authorization": "Bearer nope"},
+                          timeout=10).status_code == 401
+        assert httpx.post(url + "/events", json=ev, headers={"Authorization": "Bearer tok"},
+                          timeout=10).status_code == 200
+    finally:
+        _stop(proc)
+    proc, url = _start(pop_dir, db, base)
+    try:
+        r = httpx.post(url + "/events", json=ev, timeout=10)
+        assert r.status_code == 403 and "GENREC_TOKEN" in r.json()["detail"]
+        assert httpx.post(url + "/recommend", json={"user": "u"}, timeout=10).status_code == 200  # reads open
+    finally:
+        _stop(proc)
+    proc, url = _start(pop_dir, db, base, "--open-writes")
+    try:
+        assert httpx.post(url + "/events", json=ev, timeout=10).status_code == 200
+    finally:
+        _stop(proc)
 
 
 def test_sigkill_mid_run_loses_no_acknowledged_event(tmp_path, pop_dir, serve_split):

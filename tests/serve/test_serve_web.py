@@ -39,7 +39,7 @@ def browser():
 def test_page_shows_history_queries_groups_chart_and_escapes(browser, serve_split, db_url, tmp_path):
     model = QueryRec(extra_queries=[SCRIPT, "onerror"]).fit(serve_split)
     case = serve_split.test[0]
-    with serving(model, db_url) as url:
+    with serving(model, db_url, open_writes=True) as url:
         with httpx.Client(base_url=url, timeout=30) as c:
             assert c.post("/items", json={"id": "XSS-1", "title": SCRIPT, "categories": ["Hair Care"]}).status_code == 201
             assert c.get("/items/XSS-1").json()["title"] == "alert(1)"
@@ -100,6 +100,24 @@ def test_page_shows_history_queries_groups_chart_and_escapes(browser, serve_spli
         page.close()
     os.environ.get("GENREC_KEEP_SCREENSHOT") and shutil.copy(tmp_path / "recommendations.png",
                                                              os.environ["GENREC_KEEP_SCREENSHOT"])
+
+
+def test_user_picker_fills_once_a_token_is_typed_when_reads_are_protected(browser, serve_split, db_url):
+    auth = {"Authorization": "Bearer tok"}
+    with serving(QueryRec().fit(serve_split), db_url, token="tok", protect_reads=True) as url:
+        ev = {"events": [{"user": "dana", "item": serve_split.catalog.ids[0]}]}
+        assert httpx.post(url + "/events", json=ev, headers=auth, timeout=30).status_code == 200
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_function("document.getElementById('model-info').textContent.includes('queryrec-test')")
+        page.wait_for_load_state("networkidle")  # the first /users call (401) has answered
+        assert page.locator("#user-list option").count() == 0
+        page.click("#token-box summary")
+        page.fill("#token", "tok")
+        page.press("#token", "Tab")  # leaving the field fires its change event
+        page.wait_for_selector("#user-list option", state="attached", timeout=20_000)
+        assert page.locator("#user-list option").evaluate_all("os => os.map((o) => o.value)") == ["dana"]
+        page.close()
 
 
 def test_api_docs_render_offline(browser, serve_split, db_url):

@@ -56,11 +56,20 @@ async function loadInfo() {
   } catch (e) {
     $("model-info").textContent = "service unreachable";
   }
+  await loadUsers();
+}
+
+async function loadUsers() {
   try {
     const users = await api("GET", "/users?limit=200");
     const list = $("user-list");
     list.replaceChildren(...users.map((u) => el("option", {value: u.user}, `${u.events} events`)));
-  } catch (e) { /* reads may be protected until a token is given */ }
+  } catch (e) { /* reads may be protected until a token is given: reloaded when one is typed */ }
+}
+
+function saveToken() {
+  const tok = $("token").value;
+  if (tok) sessionStorage.setItem("genrec-token", tok);
 }
 
 function fmtScore(s) {
@@ -164,8 +173,7 @@ async function recommend(ev) {
   if (typed.length && $("history-box").open) body.history = typed;
   else if (user) body.user = user;
   else { showError("pick or type a user, or type a history"); return; }
-  const tok = $("token").value;
-  if (tok) sessionStorage.setItem("genrec-token", tok);
+  saveToken();
   $("go").disabled = true;
   try {
     const data = await api("POST", "/recommend", body);
@@ -185,6 +193,7 @@ async function recommend(ev) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("rec-form").addEventListener("submit", recommend);
+  $("token").addEventListener("change", () => { saveToken(); loadUsers(); });
   const params = new URLSearchParams(location.search);
   if (params.get("user")) $("user").value = params.get("user");
   loadInfo().then(() => { if (params.get("user")) recommend(); });
