@@ -1,6 +1,9 @@
 """GPT4Rec speed: training tokens/s (ours vs transformers.Trainer), end-to-end users/s, BM25 queries/s.
 
-    nice -n 10 .venv/bin/python benchmarks/gpt4rec_speed.py [--examples 400] [--threads 1]
+    nice -n 10 .venv/bin/python benchmarks/gpt4rec_speed.py [--examples 400] [--threads 1] [--out results.json]
+
+``e2e`` needs a saved demo-shop GPT4Rec: ``genrec train --dataset demo --split user --model gpt4rec --out DIR``
+(the quickstart's settings), then ``--model-dir DIR``.
 
 Training: the same scratch GPT-2 ("tiny" by default), the same examples (demo shop, user split,
 prompt + target title), one epoch, loss on the target title only. Ours: packed rows, LM head on
@@ -94,7 +97,9 @@ def bm25_speed(n_queries: int) -> dict:
 
     from genrec.retrieval.bm25 import BM25Index, tokenize
 
-    items = [json.loads(l) for l in open("/work/shared/datasets/amazon-beauty/items.jsonl")]
+    from genrec.data.registry import find_dataset_dir
+
+    items = [json.loads(l) for l in open(find_dataset_dir("amazon-beauty") / "items.jsonl")]
     from genrec.text import clean_title
 
     titles = [clean_title(d["title"]) for d in items]
@@ -132,11 +137,18 @@ if __name__ == "__main__":
     ap.add_argument("--model-dir", default="/tmp/g4r_demo_model")
     ap.add_argument("--users", type=int, default=64)
     ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--out", default=None, help="also write the results (with the machine) to this JSON file")
     a = ap.parse_args()
+    import os
+    import sys
+
     import torch
 
+    from genrec.eval.runcard import machine
+
     torch.set_num_threads(a.threads)
-    res = {"threads": a.threads}
+    res = {"command": "python " + " ".join(sys.argv), "threads": a.threads, "machine": machine(),
+           "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     for w in a.what.split(","):
         t = time.perf_counter()
         if w == "train":
@@ -147,3 +159,7 @@ if __name__ == "__main__":
             res["bm25"] = bm25_speed(a.queries)
         res[f"{w}_wall_s"] = time.perf_counter() - t
         print(json.dumps(res, indent=1), flush=True)
+    res["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if a.out:
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
