@@ -56,7 +56,7 @@ def main() -> None:
     from genrec.data.splits import make_split
     from genrec.eval.evaluate import evaluate
     from genrec.eval.runcard import machine
-    from genrec.models.base import Recommender
+    from genrec.models.registry import load_model
     from genrec.models.gpt4rec import GPT4Rec
     from genrec.models.query_search import HistoryTitleSearch
 
@@ -71,7 +71,7 @@ def main() -> None:
            "train_users_available": full_train, "machine": machine(),
            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     if a.model_dir:
-        model = Recommender.load(a.model_dir)
+        model = load_model(a.model_dir)
         if model.decode != a.decode:  # k1/b were tuned for the saved decoding: tune them again
             model.decode = a.decode
             model.retune_search(sp)
