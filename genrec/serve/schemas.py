@@ -23,21 +23,18 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CONTROL_BUT_WS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, newline, CR allowed
 
 
-def no_control(v: str) -> str:
-    """``v`` unchanged, or ValueError if it holds a control character."""
-    m = _CONTROL.search(v)
-    if m:
-        raise ValueError(f"control character U+{ord(m.group()):04X} at position {m.start()} is not allowed")
-    return v
+def _refuse(rx: re.Pattern, hint: str = ""):
+    """A validator returning its string unchanged, or raising ValueError at the first ``rx`` match."""
+    def check(v: str) -> str:
+        m = rx.search(v)
+        if m:
+            raise ValueError(f"control character U+{ord(m.group()):04X} at position {m.start()} is not allowed{hint}")
+        return v
+    return check
 
 
-def no_control_but_whitespace(v: str) -> str:
-    """``v`` unchanged, or ValueError if it holds a control character other than tab, newline, CR."""
-    m = _CONTROL_BUT_WS.search(v)
-    if m:
-        raise ValueError(f"control character U+{ord(m.group()):04X} at position {m.start()} is not allowed "
-                         "(only tab, newline and carriage return are)")
-    return v
+no_control = _refuse(_CONTROL)
+no_control_but_whitespace = _refuse(_CONTROL_BUT_WS, " (only tab, newline and carriage return are)")
 
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_control)]
