@@ -24,6 +24,7 @@ from genrec.eval.runcard import machine, peak_memory_mb
 from genrec.models.registry import create, parse_params
 
 OUT = Path(__file__).parent / "results"
+NOTES = "<!-- notes below are kept when the page is regenerated -->"
 
 
 def main() -> None:
@@ -71,7 +72,9 @@ def main() -> None:
           f"With {info['evaluated_cases']} cases one hit moves Recall by {1 / info['evaluated_cases']:.3f}: "
           + ("too few to rank the text models against each other; a sanity check that only they reach cold items."
              if info["evaluated_cases"] < 200 else "differences below a few hits are noise.")]
-    (OUT / f"cold_start_{args.dataset}.md").write_text("\n".join(md) + "\n")
+    page = OUT / f"cold_start_{args.dataset}.md"
+    notes = page.read_text().split(NOTES, 1)[1] if page.is_file() and NOTES in page.read_text() else "\n"
+    page.write_text("\n".join(md) + "\n\n" + NOTES + notes)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,10 @@ Training
     after every prefix of every training sequence; the decoder generates the next item. Loss: cross
     entropy over the item tokens (special tokens can never be generated). AdamW, gradient clipping,
     bf16 autocast where the hardware has native bf16 (``bf16=None``: CUDA, or a CPU with AMX or
-    AVX512-BF16; the AVX2-only AMD EPYC of the committed benchmark runs has neither, bf16 matmuls
-    measured 10-100x slower than fp32 there, so they trained in fp32; ``bf16=True/False`` forces it). After every fine-tuning epoch NDCG@10 on a seeded sample of ``split.valid``
-    selects the best epoch; ``patience`` epochs without improvement stop early. With
+    AVX512-BF16; ``bf16=True/False`` forces it). The benchmark runs before 2026-12-01 used an
+    AVX2-only AMD EPYC, where bf16 matmuls measured 10-100x slower than fp32, so they trained in
+    fp32; later runs used an AVX512-BF16 EPYC and bf16. After every fine-tuning epoch NDCG@10 on a
+    seeded sample of ``split.valid`` selects the best epoch; ``patience`` epochs without improvement stop early. With
     ``checkpoint_dir`` a checkpoint is written (atomically) after every epoch and ``fit`` resumes
     from it; data order and dropout are seeded per epoch, so a resumed run equals an uninterrupted one.
     ``finetune_sample < 1`` draws that fraction of the prefixes afresh each epoch (for time budgets).
