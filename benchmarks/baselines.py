@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import platform
 import resource
 import shlex
@@ -184,11 +183,11 @@ def tune(name: str, params: dict, split, args) -> tuple[dict, list]:
 # -- parent: all models, files -------------------------------------------------------------------
 
 def machine() -> dict:
-    from genrec.eval.runcard import machine as m
+    from genrec.eval.runcard import load_average, machine as m
 
     info = m()
     try:
-        info["load_average_at_start"] = [round(x, 2) for x in os.getloadavg()]
+        info["load_average_at_start"] = load_average()
     except OSError:
         pass
     return info

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import time
 
 
@@ -65,18 +64,18 @@ def main() -> None:
     a = ap.parse_args()
     import torch
 
-    from genrec.eval.runcard import machine
+    from genrec.eval.runcard import load_average, machine
     from genrec.torch_utils import cpu_has_fast_bf16
 
     torch.set_num_threads(a.threads)
     out = {"command": f"python benchmarks/bf16_speed.py --threads {a.threads} --sizes {a.sizes} --out {a.out}",
            "machine": machine(), "native_bf16": cpu_has_fast_bf16(), "threads": a.threads,
-           "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "matmul_gflops": {}, "train_tokens_per_s": {}}
+           "load_average_at_start": load_average(), "matmul_gflops": {}, "train_tokens_per_s": {}}
     for n in (256, 1024):
         out["matmul_gflops"][str(n)] = {p: round(matmul_gflops(n, p == "bf16"), 1) for p in ("fp32", "bf16")}
     for size in a.sizes.split(","):
         out["train_tokens_per_s"][size] = {p: round(train_tokens_per_s(size, p == "bf16")) for p in ("fp32", "bf16")}
-    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_average_at_end"] = load_average()
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)
     print(json.dumps(out, indent=1))

@@ -19,7 +19,7 @@ from pathlib import Path
 from genrec.data.registry import load_dataset, spec
 from genrec.data.splits import make_split
 from genrec.eval.evaluate import evaluate
-from genrec.eval.report import markdown_table
+from genrec.eval.report import markdown_table, write_keeping_notes
 from genrec.eval.runcard import machine, peak_memory_mb
 from genrec.models.registry import create, parse_params
 
@@ -72,9 +72,7 @@ def main() -> None:
           f"With {info['evaluated_cases']} cases one hit moves Recall by {1 / info['evaluated_cases']:.3f}: "
           + ("too few to rank the text models against each other; a sanity check that only they reach cold items."
              if info["evaluated_cases"] < 200 else "differences below a few hits are noise.")]
-    page = OUT / f"cold_start_{args.dataset}.md"
-    notes = page.read_text().split(NOTES, 1)[1] if page.is_file() and NOTES in page.read_text() else "\n"
-    page.write_text("\n".join(md) + "\n\n" + NOTES + notes)
+    write_keeping_notes(OUT / f"cold_start_{args.dataset}.md", "\n".join(md) + "\n\n", NOTES)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from genrec.data.registry import load_dataset
 from genrec.data.splits import make_split
 from genrec.eval.evaluate import evaluate
-from genrec.eval.runcard import machine, peak_memory_mb
+from genrec.eval.runcard import load_average, machine, peak_memory_mb
 from genrec.models.registry import create
 
 OUT = Path(__file__).parent / "results"
@@ -30,7 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     ds = load_dataset("amazon-beauty", args.data_dir, preprocess="standard")
     sp = make_split(ds, "loo", seed=0)
-    load = [round(x, 2) for x in os.getloadavg()]
+    load = load_average()
     rows = []
     for name in args.models.split(","):
         model = create(name).fit(sp)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -33,12 +32,12 @@ def main() -> None:
     from genrec.data.registry import load_dataset, spec
     from genrec.data.splits import make_split
     from genrec.eval.evaluate import evaluate
-    from genrec.eval.runcard import machine
+    from genrec.eval.runcard import load_average, machine
     from genrec.models.gpt4rec import GPT4Rec
 
     sp = make_split(load_dataset(a.dataset, preprocess=spec(a.dataset).default_preprocess["user"]), "user", seed=a.seed)
     out = {"command": "python " + " ".join(sys.argv), "split": sp.describe(), "machine": machine(),
-           "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "rows": []}
+           "load_average_at_start": load_average(), "rows": []}
     for name, params in json.loads(a.configs).items():
         kw = {"lm": a.lm, "epochs": a.epochs, "num_queries": 10, "patience": None, "seed": a.seed, "progress": False,
               **({"domain": "movies"} if a.dataset.startswith("ml-") else {}), **params}
@@ -57,7 +56,7 @@ def main() -> None:
         out["rows"].append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "examples"}), flush=True)
         Path(a.out).write_text(json.dumps(out, indent=1, default=str))
-    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_average_at_end"] = load_average()
     Path(a.out).write_text(json.dumps(out, indent=1, default=str))
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 PAPER = {(5, 5): 0.0653, (10, 10): 0.1036, (20, 20): 0.1454, (40, 40): 0.2040}
@@ -55,7 +54,7 @@ def main() -> None:
     from genrec.data.sequences import Sequences
     from genrec.data.splits import make_split
     from genrec.eval.evaluate import evaluate
-    from genrec.eval.runcard import machine
+    from genrec.eval.runcard import load_average, machine
     from genrec.models.registry import load_model
     from genrec.models.gpt4rec import GPT4Rec
     from genrec.models.query_search import HistoryTitleSearch
@@ -69,7 +68,7 @@ def main() -> None:
         sp.train = Sequences({u: sp.train[u] for u in users}, None, list(sp.train.log) + [f"first {a.train_users} users"])
     out = {"args": vars(a), "split": sp.describe(), "train_users_used": len(sp.train),
            "train_users_available": full_train, "machine": machine(),
-           "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+           "load_average_at_start": load_average()}
     if a.model_dir:
         model = load_model(a.model_dir)
         if model.decode != a.decode:  # k1/b were tuned for the saved decoding: tune them again
@@ -88,7 +87,7 @@ def main() -> None:
     out["train_history"] = model.train_history_
     out["best_epoch"] = model.best_epoch_
     out["k1"], out["b"] = model.k1_, model.b_
-    out["load_average_after_fit"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_average_after_fit"] = load_average()
     model.num_queries = 10
     shown = sp.test[:5]
     out["examples"] = [{"history": [sp.catalog[i].title for i in c.history[-5:]], "target": sp.catalog[c.target].title,
@@ -112,7 +111,7 @@ def main() -> None:
         with open(a.out, "w") as f:
             json.dump(out, f, indent=1)
     out["total_seconds"] = time.perf_counter() - t0
-    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_average_at_end"] = load_average()
     out["paper_recall"] = {f"K={k},m={m}": v for (m, k), v in PAPER.items()}
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)
@@ -131,6 +130,7 @@ def render(path: str) -> None:
     from genrec.data.registry import load_dataset
     from genrec.data.splits import make_split
     from genrec.eval.evaluate import evaluate
+    from genrec.eval.report import write_keeping_notes
     from genrec.models.registry import create
 
     d = json.loads(Path(path).read_text())
@@ -198,12 +198,8 @@ def render(path: str) -> None:
             lines.append(f"- history (last 5): {' | '.join(ex['history'])}  ")
             lines.append(f"  target: {ex['target']}  ")
             lines.append("  queries: " + " | ".join(f"{q} ({s})" for q, s in ex["queries"][:5]))
-    lines += ["", "<!-- notes below are written by hand -->", ""]
-    md = Path(path).with_suffix(".md")
-    notes = ""
-    if md.is_file() and "<!-- notes below are written by hand -->" in md.read_text():
-        notes = md.read_text().split("<!-- notes below are written by hand -->", 1)[1].lstrip("\n")
-    md.write_text("\n".join(lines) + notes)
+    write_keeping_notes(Path(path).with_suffix(".md"), "\n".join(lines) + "\n\n",
+                        "<!-- notes below are written by hand -->")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,7 @@ def main() -> None:
     from genrec.data.registry import load_dataset
     from genrec.data.splits import make_split
     from genrec.eval.evaluate import evaluate
-    from genrec.eval.runcard import machine, peak_memory_mb
+    from genrec.eval.runcard import load_average, machine, peak_memory_mb
     from genrec.models.gpt4rec import GPT4Rec
     from genrec.models.registry import create
 
@@ -51,7 +50,7 @@ def main() -> None:
     ms = [int(x) for x in a.ms.split(",")]
     ks = (5, 10, 20, 40)
     out = {"command": "python " + " ".join(sys.argv), "split": sp.describe(), "machine": machine(),
-           "load_average_at_start": [round(x, 2) for x in os.getloadavg()], "rows": []}
+           "load_average_at_start": load_average(), "rows": []}
 
     def record(name: str, model, fit_s: float | None, extra: dict) -> None:
         for m in ms if hasattr(model, "num_queries") else [None]:
@@ -89,7 +88,7 @@ def main() -> None:
         record(f"gpt4rec ({lm})", model, fit_s, extra)
     out["wall_seconds"] = round(time.perf_counter() - t0, 1)
     out["peak_memory_mb"] = round(peak_memory_mb(), 1)
-    out["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    out["load_average_at_end"] = load_average()
     Path(a.out).write_text(json.dumps(out, indent=1, default=str))
     Path(a.out).with_suffix(".md").write_text(markdown(out))
 

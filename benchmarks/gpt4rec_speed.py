@@ -139,16 +139,15 @@ if __name__ == "__main__":
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--out", default=None, help="also write the results (with the machine) to this JSON file")
     a = ap.parse_args()
-    import os
     import sys
 
     import torch
 
-    from genrec.eval.runcard import machine
+    from genrec.eval.runcard import load_average, machine
 
     torch.set_num_threads(a.threads)
     res = {"command": "python " + " ".join(sys.argv), "threads": a.threads, "machine": machine(),
-           "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+           "load_average_at_start": load_average()}
     for w in a.what.split(","):
         t = time.perf_counter()
         if w == "train":
@@ -159,7 +158,7 @@ if __name__ == "__main__":
             res["bm25"] = bm25_speed(a.queries)
         res[f"{w}_wall_s"] = time.perf_counter() - t
         print(json.dumps(res, indent=1), flush=True)
-    res["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    res["load_average_at_end"] = load_average()
     if a.out:
         with open(a.out, "w") as f:
             json.dump(res, f, indent=1)

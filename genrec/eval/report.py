@@ -62,3 +62,12 @@ def _fmt(v, digits: int = 4) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}f}"
     return str(v)
+
+
+def write_keeping_notes(page: str | Path, body: str, marker: str) -> Path:
+    """Write ``body`` then ``marker`` to ``page``, keeping whatever followed ``marker`` in the old
+    page (hand-written notes survive regenerating the tables above them)."""
+    page = Path(page)
+    old = page.read_text() if page.is_file() else ""
+    page.write_text(body + marker + (old.split(marker, 1)[1] if marker in old else "\n"))
+    return page

@@ -51,6 +51,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages, rounded, for a run card (what else shared the CPU)."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def machine() -> dict:
     info = {"platform": platform.platform(), "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
     try:
