@@ -2,8 +2,9 @@
 
     OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bf16_speed.py --threads 2 --out benchmarks/results/bf16_speed.json
 
-genrec turns bf16 on by itself only where the CPU multiplies bf16 natively (AMX or AVX512-BF16,
-``genrec.torch_utils.cpu_has_fast_bf16``); this script measures what that choice is worth here.
+genrec turns bf16 on by itself only where it beats fp32 (``genrec.torch_utils.cpu_has_fast_bf16``:
+AMX yes, no bf16 flag no, AVX512-BF16 alone by a short matmul probe); this script measures what
+that choice is worth here and records the probe and the choice.
 """
 
 from __future__ import annotations
@@ -65,11 +66,13 @@ def main() -> None:
     import torch
 
     from genrec.eval.runcard import load_average, machine
-    from genrec.torch_utils import cpu_has_fast_bf16
+    from genrec.torch_utils import _cpu_flags, bf16_matmul_speedup, cpu_has_fast_bf16
 
     torch.set_num_threads(a.threads)
+    flags = sorted(_cpu_flags() & {"amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2"})
     out = {"command": f"python benchmarks/bf16_speed.py --threads {a.threads} --sizes {a.sizes} --out {a.out}",
-           "machine": machine(), "native_bf16": cpu_has_fast_bf16(), "threads": a.threads,
+           "machine": machine(), "cpu_flags": flags, "probe_speedup": round(bf16_matmul_speedup(), 2),
+           "genrec_uses_bf16": cpu_has_fast_bf16(), "threads": a.threads,
            "load_average_at_start": load_average(), "matmul_gflops": {}, "train_tokens_per_s": {}}
     for n in (256, 1024):
         out["matmul_gflops"][str(n)] = {p: round(matmul_gflops(n, p == "bf16"), 1) for p in ("fp32", "bf16")}

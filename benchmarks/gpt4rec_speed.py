@@ -14,6 +14,7 @@ dynamic padding (DataCollatorForSeq2Seq pads labels with -100), bf16 as given.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import time
 
@@ -72,7 +73,9 @@ def train_speed(n_examples: int, size: str, batch: int, seed: int = 0) -> dict:
     return out
 
 
-def e2e_speed(model_dir: str, n_users: int, m: int, k: int) -> dict:
+def e2e_speed(model_dir: str, n_users: int, m: int, k: int, gen_batches: list[int], reps: int = 3) -> dict:
+    """Users/s of ``recommend`` (queries, search, merge) for each ``gen_batch_size``, best of
+    ``reps``; the headline is GPT4Rec's default batch size."""
     from genrec.data.loaders.demo import make_demo_shop
     from genrec.data.splits import make_split
     from genrec.models.registry import load_model
@@ -81,14 +84,22 @@ def e2e_speed(model_dir: str, n_users: int, m: int, k: int) -> dict:
     model = load_model(model_dir)
     load_s = time.perf_counter() - t
     model.num_queries = m
-    model.gen_batch_size = 4  # the default now (older saved models carry 64)
     sp = make_split(make_demo_shop().preprocess("gpt4rec"), "user", seed=0)
     hist = [list(c.history) for c in sp.test[:n_users]]
     model.recommend(hist[:4], k=k)
-    t = time.perf_counter()
-    model.recommend(hist, k=k)
-    secs = time.perf_counter() - t
-    return {"users": len(hist), "m": m, "K": k, "seconds": secs, "users_per_s": len(hist) / secs, "load_seconds": load_s}
+    default = inspect.signature(type(model)).parameters["gen_batch_size"].default
+    by_batch = {}
+    for bs in sorted(set(gen_batches) | {default}):
+        model.gen_batch_size = bs
+        best = float("inf")
+        for _ in range(reps):
+            t = time.perf_counter()
+            model.recommend(hist, k=k)
+            best = min(best, time.perf_counter() - t)
+        by_batch[str(bs)] = round(len(hist) / best, 2)
+    return {"users": len(hist), "m": m, "K": k, "reps": reps, "gen_batch_size": default,
+            "users_per_s": by_batch[str(default)], "users_per_s_by_gen_batch_size": by_batch,
+            "load_seconds": load_s}
 
 
 def bm25_speed(n_queries: int) -> dict:
@@ -136,6 +147,7 @@ if __name__ == "__main__":
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model-dir", default="/tmp/g4r_demo_model")
     ap.add_argument("--users", type=int, default=64)
+    ap.add_argument("--gen-batches", default="4,16,64", help="gen_batch_size values to time (the default is added)")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--out", default=None, help="also write the results (with the machine) to this JSON file")
     a = ap.parse_args()
@@ -153,7 +165,7 @@ if __name__ == "__main__":
         if w == "train":
             res["train"] = train_speed(a.examples, a.size, a.batch)
         elif w == "e2e":
-            res["e2e"] = e2e_speed(a.model_dir, a.users, 10, 10)
+            res["e2e"] = e2e_speed(a.model_dir, a.users, 10, 10, [int(x) for x in a.gen_batches.split(",")])
         elif w == "bm25":
             res["bm25"] = bm25_speed(a.queries)
         res[f"{w}_wall_s"] = time.perf_counter() - t

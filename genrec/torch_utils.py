@@ -25,31 +25,71 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (AMX or AVX512-BF16).
+# bf16 autocast must be at least this much faster than fp32 on the probe to be used.
+BF16_MIN_SPEEDUP = 1.25
 
-    Measured on our two machine kinds: on a Xeon with AMX, bf16 autocast matmuls run about 5x
-    faster than fp32; on an AVX2-only AMD EPYC they run about 4x *slower* (emulated). So bf16 on
-    CPU is used only where it pays. ``GENREC_BF16=1`` forces it, ``GENREC_BF16=0`` disables it.
+
+def bf16_matmul_speedup(n: int = 1024, reps: int = 3) -> float:
+    """fp32 time / bf16-autocast time of an ``n`` x ``n`` matmul on the CPU (best of ``reps``,
+    interleaved so a burst of load hits both). About 0.1-0.3 s."""
+    import time
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+
+    def best(bf16: bool) -> float:
+        ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with ctx:
+            a @ b  # warm-up (oneDNN picks and caches its kernel here)
+            t = time.perf_counter()
+            a @ b
+            return time.perf_counter() - t
+
+    fp32, bf16 = float("inf"), float("inf")
+    for _ in range(reps):
+        fp32, bf16 = min(fp32, best(False)), min(bf16, best(True))
+    return fp32 / max(bf16, 1e-9)
+
+
+def bf16_pays(flags: set[str], speedup=bf16_matmul_speedup) -> bool:
+    """Decide from the CPU's flags, measuring only where the flags cannot tell.
+
+    Measured on our machine kinds: AVX2 only (AMD EPYC): bf16 is emulated, about 4x *slower*, so
+    never. AMX (Xeon Sapphire Rapids and later): about 5x faster, so always. AVX512-BF16 without
+    AMX differs by chip: a 1024 matmul ran 2x faster on an AMD EPYC (Zen 4) but 2x *slower* on a
+    Xeon (bf16 training at parity with fp32, benchmarks/results/bf16_speed_xeon.json), so there
+    ``speedup()`` is called and bf16 is used when it is at least ``BF16_MIN_SPEEDUP``.
     """
-    env = os.environ.get("GENREC_BF16")
-    if env is not None:
-        return env.strip() not in ("0", "false", "no", "")
+    if "amx_bf16" in flags:
+        return True
+    if "avx512_bf16" not in flags:
+        return False
+    return speedup() >= BF16_MIN_SPEEDUP
+
+
+def _cpu_flags() -> set[str]:
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return False
+    return set()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_fast_bf16() -> bool:
+    """True when bf16 autocast is faster than fp32 on this CPU (:func:`bf16_pays`; decided once
+    per process). ``GENREC_BF16=1`` forces it, ``GENREC_BF16=0`` disables it."""
+    env = os.environ.get("GENREC_BF16")
+    if env is not None:
+        return env.strip() not in ("0", "false", "no", "")
+    return bf16_pays(_cpu_flags())
 
 
 def autocast(device: torch.device, enabled: bool = True):
-    """Mixed precision where it is faster: bf16 on CUDA (fp16 if no bf16) and on CPUs with native
-    bf16 (AMX / AVX512-BF16, about 5x fp32); plain fp32 elsewhere (see :func:`cpu_has_fast_bf16`)."""
+    """Mixed precision where it is faster: bf16 on CUDA (fp16 if no bf16) and on CPUs where bf16
+    beats fp32 (:func:`cpu_has_fast_bf16`); plain fp32 elsewhere."""
     if not enabled or os.environ.get("GENREC_BF16", "").strip() in ("0", "false", "no"):
         return contextlib.nullcontext()
     if device.type == "cuda":
@@ -62,7 +102,7 @@ def autocast(device: torch.device, enabled: bool = True):
 
 def resolve_bf16(bf16: bool | str | None, device) -> bool:
     """Whether to use bf16 autocast: ``True``/``False`` as given; ``None`` or ``"auto"``: on CUDA,
-    and on CPUs that multiply bf16 natively (:func:`cpu_has_fast_bf16`). ``device`` is a
+    and on CPUs where bf16 beats fp32 (:func:`cpu_has_fast_bf16`). ``device`` is a
     ``torch.device`` or its name."""
     if bf16 is not None and bf16 != "auto":
         return bool(bf16)

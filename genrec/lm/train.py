@@ -37,7 +37,7 @@ class TrainConfig:
     row_len: int = 256            # tokens per packed row (<= the model's context)
     target_only_loss: bool = True
     max_grad_norm: float = 1.0
-    bf16: bool | str = "auto"    # True, False or "auto" (only where bf16 matmuls are native)
+    bf16: bool | str = "auto"    # True, False or "auto" (CUDA, or a CPU where bf16 beats fp32)
     seed: int = 0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0     # optimizer steps between checkpoints (0: at each epoch end only)

@@ -12,9 +12,10 @@ Deviations from the paper, on purpose:
   as its own example (quadratic cost; off by default).
 - Defaults (``tiny``, 8 epochs, lr 2e-3) are sized for the quickstart on a 2-core CPU (~3 min idle); real
   catalogs want ``lm="small"`` and more epochs (the best epoch is kept by validation).
-- ``gen_batch_size=4`` users per ``generate`` call: on CPU, beam search time is dominated by
-  copying the KV cache (beam reordering), and small batches keep it in cache (48 demo users:
-  4.4 users/s at 4 vs 1.6 at 48 on the shared 2-core VM). Raise it on a GPU.
+- ``gen_batch_size=16`` users per ``generate`` call: on CPU, small batches pay Python overhead per
+  decoding step and large ones pay for copying the KV cache (beam reordering). Demo shop, m=10,
+  2-core Xeon: 20 users/s at 4, 31 at 16, 16 at 64 (benchmarks/results/gpt4rec_speed_xeon.json).
+  Raise it on a GPU.
 - ``template_loss=False`` leaves the prompt's fixed words out of the full-sequence loss (titles
   only); ``no_repeat_ngram=n`` stops a query repeating its own n-grams (prompt n-grams stay
   allowed). Both are off by default: on the demo shop neither changed test Recall beyond noise
@@ -57,7 +58,7 @@ class GPT4Rec(QuerySearchRecommender):
                  decode: str = "beam", max_title_tokens: int = 24,
                  max_prompt_tokens: int = 200, vocab_size: int = 4096, domain: str = "products",
                  valid_users: int = 50, valid_k: int = 10, patience: int | None = 3,
-                 warmup_ratio: float = 0.05, gen_batch_size: int = 4, seed: int = 0,
+                 warmup_ratio: float = 0.05, gen_batch_size: int = 16, seed: int = 0,
                  device: str | None = None, checkpoint_dir: str | None = None, progress: bool = True) -> None:
         self.lm = lm
         self.num_queries = num_queries

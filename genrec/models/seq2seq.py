@@ -29,8 +29,8 @@ Training
     the decoder generates the masked item. Fine-tuning (``finetune_epochs``): ``[MASK]`` appended
     after every prefix of every training sequence; the decoder generates the next item. Loss: cross
     entropy over the item tokens (special tokens can never be generated). AdamW, gradient clipping,
-    bf16 autocast where the hardware has native bf16 (``bf16=None``: CUDA, or a CPU with AMX or
-    AVX512-BF16; ``bf16=True/False`` forces it). The benchmark runs before 2026-12-01 used an
+    bf16 autocast where it beats fp32 (``bf16=None``: CUDA, or a CPU where
+    :func:`genrec.torch_utils.cpu_has_fast_bf16` says so; ``bf16=True/False`` forces it). The benchmark runs before 2026-12-01 used an
     AVX2-only AMD EPYC, where bf16 matmuls measured 10-100x slower than fp32, so they trained in
     fp32; later runs used an AVX512-BF16 EPYC and bf16. After every fine-tuning epoch NDCG@10 on a
     seeded sample of ``split.valid`` selects the best epoch; ``patience`` epochs without improvement stop early. With
@@ -110,7 +110,7 @@ class GenRecSeq2Seq(ScoringRecommender):
 
     # -- network ------------------------------------------------------------------------------------
     def _use_bf16(self) -> bool:
-        """``bf16`` if set, else :func:`genrec.torch_utils.resolve_bf16` (CUDA, or native CPU bf16)."""
+        """``bf16`` if set, else :func:`genrec.torch_utils.resolve_bf16` (CUDA, or a CPU where bf16 pays)."""
         from genrec.torch_utils import resolve_bf16
 
         return resolve_bf16(self.bf16, self.device_)

@@ -108,16 +108,26 @@ def test_best_epoch_is_kept_and_checkpointed_in_a_new_folder(tiny_tok, examples,
         torch.testing.assert_close(best[k], snapshots[1][k])
 
 
-def test_bf16_auto_only_where_native(monkeypatch):
-    from genrec.torch_utils import cpu_has_fast_bf16, resolve_bf16
+def test_bf16_auto_only_where_it_pays(monkeypatch):
+    from genrec.torch_utils import BF16_MIN_SPEEDUP, bf16_matmul_speedup, bf16_pays, cpu_has_fast_bf16, resolve_bf16
 
     assert resolve_bf16(False, "cpu") is False and resolve_bf16(True, "cpu") is True
     assert resolve_bf16("auto", "cuda") is True and resolve_bf16(None, torch.device("cuda:1")) is True
     assert resolve_bf16("auto", "mps") is False
-    monkeypatch.delenv("GENREC_BF16", raising=False)
-    cpu_has_fast_bf16.cache_clear()
-    try:
-        flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
-        assert resolve_bf16("auto", "cpu") == (" amx_bf16" in flags or " avx512_bf16" in flags)
-    finally:
+
+    def never():
+        raise AssertionError("the flags decide; no probe")
+
+    assert bf16_pays({"avx2", "amx_bf16", "avx512_bf16"}, never) is True
+    assert bf16_pays({"avx2", "fma"}, never) is False
+    assert bf16_pays({"avx512_bf16"}, lambda: BF16_MIN_SPEEDUP + 0.5) is True
+    assert bf16_pays({"avx512_bf16"}, lambda: 0.5) is False
+    speedup = bf16_matmul_speedup(n=256, reps=1)  # the real probe runs on any CPU
+    assert 0 < speedup < 1000
+    for value, expected in (("1", True), ("0", False)):
+        monkeypatch.setenv("GENREC_BF16", value)
         cpu_has_fast_bf16.cache_clear()
+        try:
+            assert resolve_bf16("auto", "cpu") is expected
+        finally:
+            cpu_has_fast_bf16.cache_clear()

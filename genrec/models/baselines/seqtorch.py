@@ -198,8 +198,8 @@ class SeqTorchRecommender(ScoringRecommender):
       of ``valid_cases`` validation cases; None = all); the best epoch's weights are kept.
     - ``seed``: same seed, same data, same thread count -> same weights.
     - ``device``: None = CUDA when present, else CPU. ``bf16``: autocast to bfloat16; None (auto)
-      = on for CUDA and for CPUs with native bf16 (AMX/AVX512-BF16), off otherwise (emulated
-      bf16 is ~5x slower than fp32 on an AVX2-only CPU).
+      = on for CUDA and for CPUs where bf16 beats fp32 (``genrec.torch_utils.cpu_has_fast_bf16``),
+      off otherwise (emulated bf16 is ~5x slower than fp32 on an AVX2-only CPU).
     - ``checkpoint_dir``: a checkpoint is written there after every epoch and ``fit`` resumes from
       it (same model, catalog, training data and parameters; ``epochs`` may grow).
     - ``progress``: a tqdm bar per epoch with the running loss. ``threads``: torch intra-op
