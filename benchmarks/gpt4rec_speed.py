@@ -133,9 +133,33 @@ def bm25_speed(n_queries: int) -> dict:
         s = ref.get_scores(tokenize(q))
         agree += int(bool(g) and s[ids.index(g[0])] >= s.max() - 1e-6)
     ref_s = time.perf_counter() - t
-    return {"docs": len(titles), "queries": n_queries, "bm25s_build_s": build, "bm25s_qps": n_queries / ours,
-            "rank_bm25_build_s": ref_build, "rank_bm25_qps": len(sub) / ref_s,
-            "top1_agreement": agree / len(sub), "speedup": (n_queries / ours) / (len(sub) / ref_s)}
+    out = {"docs": len(titles), "queries": n_queries, "bm25s_build_s": build, "bm25s_qps": n_queries / ours,
+           "rank_bm25_build_s": ref_build, "rank_bm25_qps": len(sub) / ref_s,
+           "top1_agreement": agree / len(sub), "speedup": (n_queries / ours) / (len(sub) / ref_s)}
+    return out | category_filter_speed(idx, items, queries[:200])
+
+
+def category_filter_speed(idx, items: list[dict], queries: list[str], k: int = 10) -> dict:
+    """A server request with a category filter passes every item outside it as ``exclude``:
+    masked search (ours) against searching ``k + len(exclude)`` deep and dropping them after."""
+    from collections import Counter
+
+    import numpy as np
+
+    top = Counter(c for d in items for c in d.get("categories", [])[-1:]).most_common(1)[0][0]
+    outside = {d["item_id"] for d in items if top not in d.get("categories", [])}
+    t = time.perf_counter()
+    masked, masked_sc = idx.search(queries, n=k, exclude=outside)
+    masked_s = time.perf_counter() - t
+    t = time.perf_counter()
+    deep, deep_sc = idx.search(queries, n=k + len(outside))
+    deep_s = time.perf_counter() - t
+    # Same top-k scores (ids may differ only where scores tie).
+    same = sum(np.allclose(ms, [s for i, s in zip(d, ds) if i not in outside][:k])
+               for ms, d, ds in zip(masked_sc, deep, deep_sc))
+    return {"filter_category": top, "filter_excluded": len(outside), "filter_queries": len(queries),
+            "filter_masked_qps": len(queries) / masked_s, "filter_deep_qps": len(queries) / deep_s,
+            "filter_same_results": same / len(queries)}
 
 
 if __name__ == "__main__":

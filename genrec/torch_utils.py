@@ -55,7 +55,7 @@ def bf16_pays(flags: set[str], speedup=bf16_matmul_speedup) -> bool:
 
     Measured on our machine kinds: AVX2 only (AMD EPYC): bf16 is emulated, about 4x *slower*, so
     never. AMX (Xeon Sapphire Rapids and later): about 5x faster, so always. AVX512-BF16 without
-    AMX differs by chip: a 1024 matmul ran 2x faster on an AMD EPYC (Zen 4) but 2x *slower* on a
+    AMX differs by chip: a 1024 matmul ran 2x faster on an AMD EPYC but 2x *slower* on a
     Xeon (bf16 training at parity with fp32, benchmarks/results/bf16_speed_xeon.json), so there
     ``speedup()`` is called and bf16 is used when it is at least ``BF16_MIN_SPEEDUP``.
     """

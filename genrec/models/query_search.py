@@ -111,9 +111,10 @@ class QuerySearchRecommender(Recommender):
             queries = self._generate(known)
         flat = [q for qs in queries for q, _ in qs]
         exclude = set(exclude)
-        # Deep enough that each query still has its quota after the excluded items are skipped.
-        n = k + len(exclude) + (max((len(h) for h in known), default=0) if exclude_history else 0)
-        found, _ = self._bm25.search(flat, n)
+        # ``exclude`` is masked inside the search; deep enough that each query still has its quota
+        # after the user's own history is skipped.
+        n = k + (max((len(h) for h in known), default=0) if exclude_history else 0)
+        found, _ = self._bm25.search(flat, n, exclude=exclude)
         items, scores, whys = [], [], []
         pos = 0
         for u, qs in enumerate(queries):

@@ -16,6 +16,8 @@ Behaviour worth knowing:
 - Models whose ``recommend`` takes ``exclude=`` (GPT4Rec, title-bm25) are asked for exactly ``k``
   items with deleted, excluded and (under a category filter) out-of-category ids passed in: their
   merge gives each query k/m slots, so the first k of a longer list would favour the first queries.
+  Their BM25 search masks those ids (bm25s `weight_mask`), so it stays about k deep however many
+  are passed.
 """
 
 from __future__ import annotations

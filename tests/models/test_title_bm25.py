@@ -32,6 +32,19 @@ def test_recommendations_merge_per_query_results_and_exclude_history(fitted, dem
     assert recs.why[-1]["filled_by_popularity"] == 6 and any("empty history" in s for s in recs.notes[-1])
 
 
+def test_excluding_all_but_one_category_still_fills_k_from_its_matches(fitted, demo_user):
+    """As the server's category filter does: everything outside the category is passed in
+    ``exclude``; the masked search still finds the category's matching items for each query."""
+    cat = demo_user.catalog
+    hist = list(demo_user.test[0].history)
+    wanted = cat[hist[-1]].categories[-1]
+    inside = {i for i in cat.ids if wanted in cat[i].categories and i not in hist}
+    recs = fitted.recommend([hist], k=5, exclude={i for i in cat.ids if i not in inside})
+    assert len(recs.items[0]) == 5 and set(recs.items[0]) <= inside
+    credited = [i for q in recs.why[0]["queries"] for i in q["items"]]
+    assert recs.why[0]["filled_by_popularity"] == 0 and len(credited) == 5 and set(credited) <= inside
+
+
 def test_tuned_on_validation_evaluated_per_k_and_beats_popularity(fitted, demo_user):
     assert len(fitted.bm25_grid_) == 20
     both = evaluate(fitted, demo_user, ks=(5, 20), progress=False).table

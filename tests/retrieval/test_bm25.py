@@ -45,6 +45,18 @@ def test_add_makes_items_searchable_at_once():
     assert len(idx) == len(DOCS) + 1
 
 
+def test_excluded_ids_are_masked_and_free_their_places():
+    idx = make_index()
+    full, full_sc = idx.search(["silkora hydrating shampoo conditioner"], n=3)
+    assert full[0][:2] == ["s1", "c1"] or full[0][:2] == ["c1", "s1"]
+    got, sc = idx.search(["silkora hydrating shampoo conditioner"], n=3, exclude={"s1", "c1", "nope"})
+    assert not {"s1", "c1"} & set(got[0])
+    assert set(got[0]) == {"s2", "c2"}  # the only other documents sharing a term, still found at n=3
+    rest = dict(zip(full[0], full_sc[0]))
+    assert all(rest.get(i, s) == pytest.approx(s) for i, s in zip(got[0], sc[0]))  # scores unchanged
+    assert idx.search(["mascara"], n=5, exclude=set(DOCS))[0] == [[]]
+
+
 def test_parameters_change_scores_and_are_validated():
     a = make_index(k1=0.5, b=0.1).search(["silkora conditioner"], n=1)[1][0][0]
     b = make_index(k1=2.0, b=0.9).search(["silkora conditioner"], n=1)[1][0][0]
