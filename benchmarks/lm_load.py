@@ -153,7 +153,7 @@ def main() -> None:
         ("cache folder size", f"{size:.0f} MiB"),
         (f"generate fp32: batch {args.batch}, greedy, {args.new_tokens} new tokens (median of {args.repeats})",
          f"{t_fp32:.2f} s = {n_tok / t_fp32:.0f} tokens/s"),
-        (f"generate bf16 autocast: same", f"{t_bf16:.2f} s = {n_tok / t_bf16:.0f} tokens/s "
+        ("generate bf16 autocast: same", f"{t_bf16:.2f} s = {n_tok / t_bf16:.0f} tokens/s "
          f"({t_fp32 / t_bf16:.2f}x fp32)"),
         ("bf16 tokens identical to fp32 tokens", f"{same:.0%}"),
     ]

@@ -100,7 +100,7 @@ def throughput(split, n_users: int, out: dict) -> None:
 def write(out: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{out['out_name']}.json").write_text(json.dumps(out, indent=1))
-    lines = [f"# SASRec / BERT4Rec on Amazon Beauty, leave-one-out, full ranking", "",
+    lines = ["# SASRec / BERT4Rec on Amazon Beauty, leave-one-out, full ranking", "",
              f"Command: `{out['command']}`  ", f"Started {out['started']}; wall time so far "
              f"{out.get('wall_seconds', 0):.0f} s. Seed 0 (split and models).  ",
              f"Machine: {out['machine'].get('cpu')} ({out['machine'].get('cpus')} cores), SHARED with ~7 other "

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 # genrec-seq2seq small enough to pretrain and fine-tune one epoch each on the demo shop in seconds
 SEQ2SEQ_TINY = ["pretrain_epochs=1", "finetune_epochs=1", "d_model=16", "heads=2", "max_len=4", "batch_size=256",

@@ -7,7 +7,6 @@ import threading
 import time
 
 import httpx
-import pytest
 from serve_helpers import IndexLimitRec, popular, serving
 
 TOKEN = "s3cret-token"
