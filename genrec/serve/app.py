@@ -71,6 +71,10 @@ class Service:
         self.deleted: frozenset[str] = frozenset()
         self.api_items: set[str] = set()
         self.takes_exclude = _takes_exclude(model)
+        # Ids outside a category, per (catalog version, category): building one walks the catalog
+        # in Python (tens of ms for a 12k-item catalog), too slow for every filtered request.
+        self._catalog_version = 0
+        self._outside_cache: dict[tuple[int, str], frozenset[str]] = {}
         self._replay()
         self._titles = self._title_index()
         self.batcher = Batcher(self._run_batch)
@@ -93,8 +97,28 @@ class Service:
         return self.model.catalog
 
     # -- catalog state ----------------------------------------------------------------------------
+    def _catalog_changed(self) -> None:
+        """Called before and after every change to the model's catalog: a category set built by a
+        request that ran during the change is keyed by a version no later request uses."""
+        self._catalog_version += 1
+        self._outside_cache = {}
+
+    def outside(self, category: str) -> frozenset[str]:
+        """Ids of the items none of whose categories equals ``category`` (case-folded)."""
+        cat = category.casefold()
+        key = (self._catalog_version, cat)  # read first: a change while we build gives a dead key
+        hit = self._outside_cache.get(key)
+        if hit is None:
+            hit = frozenset(it.id for it in self.catalog if not any(c.casefold() == cat for c in it.categories))
+            cache = self._outside_cache
+            if len(cache) >= 256:
+                cache.clear()
+            cache[key] = hit
+        return hit
+
     def _replay(self) -> None:
         """Re-apply items added, changed or deleted through the API (restart loses nothing)."""
+        self._catalog_changed()
         rows = self.store.item_rows()
         new = [r for r in rows if r.item_id not in self.catalog]
         new_ids = {r.item_id for r in new}
@@ -127,6 +151,7 @@ class Service:
             if body.id in self.catalog:
                 raise Conflict(f"item {body.id!r} already exists" + (" (deleted; ids are not reused)"
                                                                      if body.id in self.deleted else ""))
+            self._catalog_changed()
             try:
                 with self.store.write() as conn:
                     self.store.insert_item(conn, row)
@@ -135,6 +160,8 @@ class Service:
                 if body.id in self.catalog:  # added to the model but not committed: hide it
                     self.deleted = self.deleted | {body.id}
                 raise
+            finally:
+                self._catalog_changed()
             self.api_items.add(body.id)
             it = self.catalog[body.id]
             if it.title:
@@ -150,6 +177,7 @@ class Service:
                 raise KeyError(item_id)
             new = _patched(old, patch)
             changing = False
+            self._catalog_changed()
             try:
                 with self.store.write() as conn:
                     self._save_row(conn, new, deleted=False)
@@ -159,6 +187,8 @@ class Service:
                 if changing:
                     self._restore(old)
                 raise
+            finally:
+                self._catalog_changed()
             self._titles = self._title_index()
             return self.catalog[item_id]
 
@@ -226,7 +256,7 @@ class Service:
         """
         extra: frozenset[str] = frozenset()
         if self.takes_exclude:
-            extra = (frozenset(i for i in self.catalog.ids if not keep(i)) if req.category
+            extra = (self.outside(req.category) | self.deleted | frozenset(req.exclude_ids) if req.category
                      else frozenset(req.exclude_ids))
         n_items = len(self.catalog)
         ask = min(n_items, req.k if self.takes_exclude else req.k + n_excluded)

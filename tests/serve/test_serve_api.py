@@ -299,3 +299,23 @@ def test_query_search_model_keeps_its_query_groups_after_deletions(title_bm25_di
     assert len(body3["items"]) == k and all("Skillet" in it["categories"] for it in body3["items"])
     assert not {it["item_id"] for it in body3["items"]} & set(gone)
     assert [len(q["items"]) for q in body3["queries"]] == [2] * 5, body3["queries"]
+
+
+def test_category_filter_sees_items_added_and_recategorised_through_the_api(title_bm25_dir, serve_split, db_url):
+    """The ids outside a category are cached per catalog version: an item added, or moved into or
+    out of the category, counts from the next request on."""
+    hist = list(serve_split.test[0].history)
+    last = serve_split.catalog[hist[-1]].title
+    with serving(title_bm25_dir, db_url, token=TOKEN) as url, httpx.Client(base_url=url, timeout=30) as c:
+        def skillets() -> list[str]:
+            body = c.post("/recommend", json={"history": hist, "k": 10, "category": "skillet"}).json()
+            assert len(body["items"]) == 10 and all("Skillet" in it["categories"] for it in body["items"])
+            return [it["item_id"] for it in body["items"]]
+
+        new = {"id": "NEW-PAN", "title": f"{last} {last}", "categories": ["Kitchen", "Pan"]}
+        assert c.post("/items", json=new, headers=AUTH).status_code in (200, 201)
+        assert "NEW-PAN" not in skillets()  # outside the category, and now cached as such
+        assert c.patch("/items/NEW-PAN", json={"categories": ["Skillet"]}, headers=AUTH).status_code == 200
+        assert skillets()[0] == "NEW-PAN"  # the best match for the newest history title
+        assert c.patch("/items/NEW-PAN", json={"categories": ["Pan"]}, headers=AUTH).status_code == 200
+        assert "NEW-PAN" not in skillets()
