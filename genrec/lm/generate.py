@@ -88,7 +88,8 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
                 first, ids, mask, kw = _branch(model, ids.to(device), mask.to(device), n_ret, (pad, eos), kw)
                 kw["num_return_sequences"] = 1
             elif share_prefill and width > 1:
-                kw["past_key_values"] = _prefill(model, ids[:, :-1].to(device), mask[:, :-1].to(device), expand)
+                kw[_cache_arg(model.forward)] = _prefill(model, ids[:, :-1].to(device), mask[:, :-1].to(device),
+                                                          expand)
             if kw.get("max_new_tokens", 1) > 0:
                 res = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kw)
                 seqs, steps = res.sequences, res.scores
@@ -131,8 +132,20 @@ def _branch(model, ids, mask, m: int, banned: tuple[int, ...], kw: dict):
     top = logp.topk(m, dim=-1)
     ids = torch.cat([ids.repeat_interleave(m, 0), top.indices.reshape(-1, 1)], 1)
     mask = torch.cat([mask.repeat_interleave(m, 0), torch.ones_like(mask[:, :1]).repeat_interleave(m, 0)], 1)
-    kw = dict(kw, past_key_values=cache, num_beams=1, do_sample=False, max_new_tokens=kw["max_new_tokens"] - 1)
+    kw = dict(kw, num_beams=1, do_sample=False, max_new_tokens=kw["max_new_tokens"] - 1)
+    kw[_cache_arg(model.forward)] = cache
     return top.values.reshape(-1), ids, mask, kw
+
+
+def _cache_arg(fn) -> str:
+    """The KV-cache keyword of ``fn``: transformers renamed ``past_key_values`` to ``cache`` (the
+    old name warns in 5.24 and is to go), and models differ in when they follow."""
+    import inspect
+
+    try:
+        return "cache" if "cache" in inspect.signature(fn).parameters else "past_key_values"
+    except (TypeError, ValueError):
+        return "past_key_values"
 
 
 def _prefill(model, ids, mask, expand: int, return_logits: bool = False):
@@ -141,7 +154,8 @@ def _prefill(model, ids, mask, expand: int, return_logits: bool = False):
 
     cache = DynamicCache(config=model.config)
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
+                **{_cache_arg(model.forward): cache})
     if expand > 1:
         cache.batch_repeat_interleave(expand)
     return (cache, out.logits[:, -1]) if return_logits else cache
