@@ -14,7 +14,8 @@ Deviations from the paper, on purpose:
   catalogs want ``lm="small"`` and more epochs (the best epoch is kept by validation).
 - ``gen_batch_size=16`` users per ``generate`` call: on CPU, small batches pay Python overhead per
   decoding step and large ones pay for copying the KV cache (beam reordering). Demo shop, m=10,
-  2-core Xeon: 20 users/s at 4, 31 at 16, 16 at 64 (benchmarks/results/gpt4rec_speed_xeon.json).
+  2-core Xeon, five runs: 19-32 users/s at 16, 5-22 at 4, 14-17 at 64 (the last run is in
+  benchmarks/results/gpt4rec_speed_xeon.json).
   Raise it on a GPU.
 - ``template_loss=False`` leaves the prompt's fixed words out of the full-sequence loss (titles
   only); ``no_repeat_ngram=n`` stops a query repeating its own n-grams (prompt n-grams stay
