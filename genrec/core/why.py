@@ -138,6 +138,16 @@ class Why:
         return cls(queries, expl, None if profile is None else str(profile), filled, dict(d.get("extra") or {}))
 
 
+def as_why(x: Any) -> Why:
+    """The one conversion point for consumers: a ``Why`` as is, ``None`` as an empty ``Why``, and a
+    legacy dict (saved runs of earlier versions) through ``Why.from_dict``."""
+    if isinstance(x, Why):
+        return x
+    if x is None or isinstance(x, dict):
+        return Why.from_dict(x)
+    raise TypeError(f"why must be a genrec.core.why.Why, got {type(x).__name__}")
+
+
 def _finite(x: Any) -> float | None:
     if x is None:
         return None

@@ -80,6 +80,18 @@ class Recommender:
         sig = inspect.signature(type(self).__init__)
         return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
 
+    def set_params(self, **params: Any) -> "Recommender":
+        """Set constructor parameters (scikit-learn style); an unknown name is a ``ValueError``
+        naming it. Fitted state is left as is: refit for the change to take effect, except for
+        parameters a model documents as read at ``recommend`` time."""
+        known = set(inspect.signature(type(self).__init__).parameters) - {"self"}
+        for k in params:
+            if k not in known:
+                raise ValueError(f"{type(self).__name__} has no parameter {k!r} (known: {', '.join(sorted(known))})")
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"

@@ -45,3 +45,14 @@ def test_bad_input_names_the_field():
         Why.from_dict({"filled_by_popularity": "many"})
     assert Why.from_dict(None).is_empty()
     assert not math.isnan(Query("q", 1.0).to_dict()["score"])
+
+
+def test_as_why_accepts_why_none_and_legacy_dicts_only():
+    from genrec.core.why import as_why
+
+    w = _why()
+    assert as_why(w) is w
+    assert as_why(None).is_empty()
+    assert as_why({"queries": [{"query": "q", "score": 1.0, "items": ["a"]}]}).queries[0].items == ("a",)
+    with pytest.raises(TypeError, match="Why"):
+        as_why("a string")

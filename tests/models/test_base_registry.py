@@ -71,3 +71,14 @@ def test_add_items_does_not_change_the_split(demo_loo):
     assert len(demo_loo.catalog) == n and len(b.catalog) == n and len(a.catalog) == n + 1
     a.add_items([Item("NEW-B", "other")])
     assert len(a.catalog) == n + 2 and "NEW-A" in a.catalog
+
+
+def test_set_params_sets_known_and_names_unknown():
+    import pytest
+
+    from genrec.models.registry import create
+
+    m = create("itemknn")
+    assert m.set_params(neighbors=7) is m and m.get_params()["neighbors"] == 7
+    with pytest.raises(ValueError, match="'neighbours'"):
+        m.set_params(neighbours=7)
