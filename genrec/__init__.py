@@ -4,7 +4,7 @@ Importing the package stays light: heavy libraries (torch, transformers, implici
 inside the models that need them.
 """
 
-__version__ = "0.1.0"
+from genrec._version import __version__
 
 from genrec.data.catalog import Catalog, Item
 from genrec.data.sequences import Sequences

@@ -27,6 +27,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from genrec.data.files import has_required
 from genrec.errors import GenrecError
 
 RECORD = ".genrec-download.json"
@@ -39,12 +40,6 @@ def _manual(name: str, spec: Any, dest: Path) -> str:
             f"{dest} (or in any folder, then pass --data-dir FOLDER).")
 
 
-def _complete(folder: Path, required: tuple[str, ...]) -> bool:
-    from genrec.data.registry import has_required
-
-    return has_required(folder, required)
-
-
 def download_dataset(name: str, spec: Any, cache_root: str | Path, *, timeout: float = 60.0) -> Path:
     """Download and unzip ``spec.url`` into ``cache_root/<spec.folder>``; returns that folder.
 
@@ -55,7 +50,7 @@ def download_dataset(name: str, spec: Any, cache_root: str | Path, *, timeout: f
         raise GenrecError(f"dataset {name!r} has no download URL; put its files in a folder and pass --data-dir")
     cache_root = Path(cache_root)
     dest = cache_root / spec.folder
-    if _complete(dest, spec.required):
+    if has_required(dest, spec.required):
         return dest
     try:
         cache_root.mkdir(parents=True, exist_ok=True)
@@ -79,13 +74,13 @@ def download_dataset(name: str, spec: Any, cache_root: str | Path, *, timeout: f
             warnings.warn(f"{name}: no known checksum for {spec.url}, so the download was not verified; its "
                           f"SHA-256 is {digest} ({size:,} bytes), recorded in {dest / RECORD}", stacklevel=2)
         if dest.exists():  # an incomplete earlier attempt, or a concurrent download that finished
-            if _complete(dest, spec.required):
+            if has_required(dest, spec.required):
                 return dest
             shutil.rmtree(dest)
         try:
             os.replace(folder, dest)  # atomic on one filesystem: dest is either absent or complete
         except OSError:
-            if _complete(dest, spec.required):  # another process won the race
+            if has_required(dest, spec.required):  # another process won the race
                 return dest
             raise
         return dest
@@ -147,9 +142,9 @@ def _unzip(archive: Path, out: Path, url: str) -> Path:
 
 def _find_root(content: Path, required: tuple[str, ...]) -> Path | None:
     """The folder in the unzipped tree that holds the required files (GroupLens zips have one top folder)."""
-    if _complete(content, required):
+    if has_required(content, required):
         return content
     for d in sorted(p for p in content.rglob("*") if p.is_dir()):
-        if _complete(d, required):
+        if has_required(d, required):
             return d
     return None

@@ -17,7 +17,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genrec.data.download import download_dataset
+from genrec.data.files import has_entry, has_required
 from genrec.errors import GenrecError, UnknownNameError
+from genrec.paths import cache_root
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,8 @@ def repo_root() -> Path:
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GENREC_CACHE", Path.home() / ".cache" / "genrec"))
+    """The cache root (:func:`genrec.paths.cache_root`); datasets are downloaded under its ``datasets``."""
+    return cache_root()
 
 
 def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
@@ -101,22 +105,6 @@ def candidate_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
     return list(dict.fromkeys(out))  # the working directory is often the repository root
 
 
-def _has(folder: Path, entry: str) -> bool:
-    """Whether ``folder`` holds a file matching one of ``entry``'s "|"-separated glob patterns."""
-    for pattern in entry.split("|"):
-        if any(ch in pattern for ch in "*?["):
-            if any(p.is_file() for p in folder.glob(pattern)):
-                return True
-        elif (folder / pattern).is_file():
-            return True
-    return False
-
-
-def has_required(folder: Path, required: tuple[str, ...]) -> bool:
-    """Whether ``folder`` is a directory holding every entry of ``required``."""
-    return folder.is_dir() and all(_has(folder, r) for r in required)
-
-
 def find_dataset_dir(name: str, data_dir: str | Path | None = None, *, download: bool = False) -> Path:
     """The folder holding ``name``'s files; downloads it when allowed and possible."""
     s = spec(name)
@@ -125,14 +113,12 @@ def find_dataset_dir(name: str, data_dir: str | Path | None = None, *, download:
         if has_required(d, s.required):
             return d
     if download and s.url:
-        from genrec.data.download import download_dataset
-
         return download_dataset(name, s, cache_dir() / "datasets")
     files = ", ".join(r.replace("|", " or ") for r in s.required)
     how = (f"download {s.url} and unzip it so that {files} lie in one folder, then pass "
            f"--data-dir FOLDER (or run with --download)") if s.url else (
         f"put {files} in a folder and pass --data-dir FOLDER")
-    partial = [f"{d} lacks {', '.join(r.replace('|', ' or ') for r in s.required if not _has(d, r))}"
+    partial = [f"{d} lacks {', '.join(r.replace('|', ' or ') for r in s.required if not has_entry(d, r))}"
                for d in dirs if d.is_dir()]
     raise GenrecError(f"dataset {name!r} not found; looked in: {', '.join(str(d) for d in dirs)}"
                       f"{' (' + '; '.join(partial) + ')' if partial else ''}. To get it: {how}")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from genrec.errors import GenrecError
+from genrec.paths import cache_root
 
 if TYPE_CHECKING:
     import torch
@@ -62,8 +63,8 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 
 def genrec_cache_dir() -> Path:
-    """``$GENREC_CACHE`` or ``~/.cache/genrec``."""
-    return Path(os.environ.get("GENREC_CACHE") or Path.home() / ".cache" / "genrec").expanduser()
+    """``$GENREC_CACHE`` or ``~/.cache/genrec``: the one cache root, :func:`genrec.paths.cache_root`."""
+    return cache_root()
 
 
 def resolve_alias(alias: str) -> Path:

@@ -148,7 +148,7 @@ class Recommender:
         catalog = self._require_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        from genrec import __version__
+        from genrec._version import __version__
 
         meta = {"model": self.name, "params": _jsonable(self.get_params()), "genrec_version": __version__}
         catalog.save(path / CATALOG_FILE)
