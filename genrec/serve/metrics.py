@@ -117,7 +117,7 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _reject(self, send, status: int = 413, detail: str | None = None) -> None:  # noqa: ANN001
-        body = json.dumps({"detail": detail or f"request body larger than {self.max_bytes} bytes"}).encode()
+        body = json.dumps({"detail": detail or f"request body larger than {self.max_bytes} bytes", "errors": []}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -79,6 +79,44 @@ class HistoryItem(ItemRef):
     event_id: int | None = None
 
 
+# -- why (the typed explanation of genrec.core.why, as JSON) -----------------------------------------
+class QueryOut(BaseModel):
+    """A generated query (``genrec.core.why.Query``)."""
+
+    query: str
+    score: float | None = Field(None, description="The model's score for the query (null if not finite).")
+    items: list[str] = Field([], description="Recommended item ids this query contributed.")
+
+
+class EvidenceOut(BaseModel):
+    """A fact an explanation cites (``genrec.core.why.Evidence``)."""
+
+    kind: Literal["history_item", "attribute", "query"]
+    value: str
+    field: str | None = None
+    item_id: str | None = None
+
+
+class ExplanationOut(BaseModel):
+    """A reason for one recommended item, with its evidence (``genrec.core.why.Explanation``)."""
+
+    item_id: str
+    text: str
+    evidence: list[EvidenceOut] = []
+
+
+class WhyOut(BaseModel):
+    """Why the model recommended this list (``genrec.core.why.Why``), restricted to the items
+    returned: queries list only returned items, and ``filled_by_popularity`` counts the
+    returned items no query accounts for."""
+
+    queries: list[QueryOut] = Field([], description="Generated queries (GPT4Rec, title-bm25), in the model's order.")
+    explanations: list[ExplanationOut] = []
+    profile: str | None = Field(None, description="A user profile in words, when the model writes one.")
+    filled_by_popularity: int = 0
+    extra: dict[str, Any] | None = Field(None, description="Model-specific details (JSON).")
+
+
 class RecommendedItem(BaseModel):
     rank: int
     item_id: str
@@ -86,13 +124,8 @@ class RecommendedItem(BaseModel):
     score: float | None = Field(None, description="The model's score (null if not finite).")
     brand: str | None = None
     categories: list[str] = []
-    queries: list[int] = Field([], description="Indices into `queries` of the generated queries that found this item.")
-
-
-class QueryOut(BaseModel):
-    query: str
-    score: float | None = None
-    items: list[str] = Field([], description="Recommended item ids this query contributed.")
+    queries: list[int] = Field([], description="Indices into `why.queries` of the queries that found this item.")
+    explanation: ExplanationOut | None = None
 
 
 class RecommendResponse(BaseModel):
@@ -102,10 +135,7 @@ class RecommendResponse(BaseModel):
     history: list[HistoryItem] = Field([], description="The history used, oldest first.")
     unresolved: list[str] = Field([], description="History entries that matched no item id or title.")
     items: list[RecommendedItem]
-    queries: list[QueryOut] | None = Field(None, description="GPT4Rec: the generated interest queries.")
-    explanation: str | None = Field(None, description="A model's textual explanation, if it gives one.")
-    filled_by_popularity: int | None = None
-    why: Any = Field(None, description="The model's raw `why` (model-specific, JSON).")
+    why: WhyOut
     notes: list[str] = []
 
 
@@ -221,5 +251,14 @@ class Health(BaseModel):
     auth: dict
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(..., description="Where: e.g. [\"body\", \"events\", 0, \"item\"].")
+    msg: str
+    type: str
+
+
 class Error(BaseModel):
-    detail: Any
+    """Every error answer (4xx and 5xx) has this body."""
+
+    detail: str = Field(..., description="What went wrong, in one sentence.")
+    errors: list[FieldError] = Field([], description="For 422 on malformed input: one entry per invalid field.")

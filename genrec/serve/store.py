@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from genrec.errors import GenrecError
+from genrec.serve.errors import Conflict
 
 ID_LEN = 200
 
@@ -64,10 +65,6 @@ items = Table(
 
 class StoreError(GenrecError):
     """The database could not be opened or used."""
-
-
-class Conflict(GenrecError):
-    """A write clashes with what is stored (e.g. an item id that already exists)."""
 
 
 @dataclass

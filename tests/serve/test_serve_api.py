@@ -8,6 +8,8 @@ import httpx
 import pytest
 from serve_helpers import QueryRec, popular, serving
 
+from genrec.core.why import as_why
+
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -105,8 +107,8 @@ def test_items_cold_start_and_restart(any_db, serve_split):
         # Searchable at once: a text model's query finds the new item.
         m2 = QueryRec(extra_queries=["zanzibar"])
         m2.catalog, m2.pop_ = model.catalog, model.pop_
-        why = m2.recommend([[]], k=3).why[0]
-        assert why["queries"][0]["items"] == ["NEW-1"]
+        why = as_why(m2.recommend([[]], k=3).why[0])
+        assert why.queries[0].items == ("NEW-1",)
         r = c.patch(f"/items/{top[0]}", json={"title": "Renamed &amp; Improved"}, headers=AUTH)
         assert r.status_code == 200 and r.json()["title"] == "Renamed & Improved"
         assert c.patch("/items/NOPE", json={"title": "x"}, headers=AUTH).status_code == 404
@@ -124,7 +126,7 @@ def test_items_cold_start_and_restart(any_db, serve_split):
         assert [e["item_id"] for e in c.get("/users/bob/history").json()["events"]] == ["NEW-1"]
         r = c.post("/recommend", json={"history": ["Renamed & Improved"], "k": 5}).json()
         assert r["history"][0]["item_id"] == top[0]
-        assert r["queries"][-1] == {"query": "zanzibar", "score": pytest.approx(-0.5), "items": ["NEW-1"]}
+        assert r["why"]["queries"][-1] == {"query": "zanzibar", "score": pytest.approx(-0.5), "items": ["NEW-1"]}
         assert top[1] not in [i["item_id"] for i in r["items"]]
 
 
@@ -135,18 +137,18 @@ def test_why_rendering_fields(query_model, serve_split, db_url):
         assert r.status_code == 200
         body = r.json()
         assert body["model"] == "queryrec-test"
-        qs = body["queries"]
+        qs = body["why"]["queries"]
         assert qs and all(set(q) == {"query", "score", "items"} for q in qs)
+        assert set(body["why"]) == {"queries", "explanations", "profile", "filled_by_popularity", "extra"}
         ids = _ids(r)
         found = [i for q in qs for i in q["items"]]
         assert set(found) <= set(ids)
         for it in body["items"]:
             assert all(it["item_id"] in qs[n]["items"] for n in it["queries"])
-        assert body["filled_by_popularity"] == sum(1 for it in body["items"] if not it["queries"])
-        assert body["why"]["queries"] == qs and body["why"]["filled_by_popularity"] == body["filled_by_popularity"]
+        assert body["why"]["filled_by_popularity"] == sum(1 for it in body["items"] if not it["queries"])
         # Filters drop items from the queries' lists too.
         r2 = c.post("/recommend", json={"history": list(hist), "k": 8, "exclude_ids": ids[:2]}).json()
-        assert not {i for q in r2["queries"] for i in q["items"]} & set(ids[:2])
+        assert not {i for q in r2["why"]["queries"] for i in q["items"]} & set(ids[:2])
 
 
 def test_bad_input_is_4xx_never_500(pop_dir, serve_split, db_url):
@@ -275,7 +277,7 @@ def test_query_search_model_keeps_its_query_groups_after_deletions(title_bm25_di
 
     model = load_model(title_bm25_dir)
     hist, k = list(serve_split.test[0].history), 10
-    queries = model.recommend([hist], k=k).why[0]["queries"]
+    queries = [q.to_dict() for q in as_why(model.recommend([hist], k=k).why[0]).queries]
     assert len(queries) == 5 and all(len(q["items"]) == 2 for q in queries)
     # Each query's first item, plus 40 items none of the queries reach in its top 200.
     near = set(model.recommend([hist], k=200).items[0]) | set(hist)
@@ -289,16 +291,16 @@ def test_query_search_model_keeps_its_query_groups_after_deletions(title_bm25_di
         body2 = c.post("/recommend", json={"history": hist, "k": k, "exclude_ids": also}).json()
         body3 = c.post("/recommend", json={"history": hist, "k": k, "category": "skillet"}).json()
     assert len(got) == k and not set(got) & set(gone)
-    assert [len(q["items"]) for q in body["queries"]] == [2] * 5, body["queries"]
-    assert body["filled_by_popularity"] == 0
+    assert [len(q["items"]) for q in body["why"]["queries"]] == [2] * 5, body["why"]["queries"]
+    assert body["why"]["filled_by_popularity"] == 0
     assert got == model.recommend([hist], k=k, exclude=set(gone)).items[0]
     got2 = [it["item_id"] for it in body2["items"]]
     assert len(got2) == k and not set(got2) & (set(gone) | set(also))
-    assert [len(q["items"]) for q in body2["queries"]] == [2] * 5, body2["queries"]
+    assert [len(q["items"]) for q in body2["why"]["queries"]] == [2] * 5, body2["why"]["queries"]
     # A category filter too: the merge picks among skillets (asking for more and filtering favoured query 1).
     assert len(body3["items"]) == k and all("Skillet" in it["categories"] for it in body3["items"])
     assert not {it["item_id"] for it in body3["items"]} & set(gone)
-    assert [len(q["items"]) for q in body3["queries"]] == [2] * 5, body3["queries"]
+    assert [len(q["items"]) for q in body3["why"]["queries"]] == [2] * 5, body3["why"]["queries"]
 
 
 def test_category_filter_sees_items_added_and_recategorised_through_the_api(title_bm25_dir, serve_split, db_url):

@@ -74,7 +74,7 @@ def test_patch_null_fields(pop_dir, serve_split, db_url):
         for field in ("title", "categories", "text"):
             r = c.patch(f"/items/{item}", json={field: None}, headers=AUTH)
             assert r.status_code == 422, r.text
-            err = r.json()["detail"][0]
+            err = r.json()["errors"][0]
             assert err["loc"] == ["body", field] and f"{field} cannot be null" in err["msg"]
         r = c.patch(f"/items/{item}", json={"brand": None, "categories": [], "text": ""}, headers=AUTH)
         assert r.status_code == 200, r.text

@@ -36,8 +36,11 @@ async function api(method, path, body) {
   let data = null;
   try { data = await res.json(); } catch (e) { data = null; }
   if (!res.ok) {
-    let msg = data && data.detail !== undefined ? data.detail : res.statusText;
-    if (Array.isArray(msg)) msg = msg.map((e) => (e.loc || []).slice(1).join(".") + ": " + e.msg).join("; ");
+    // Every error body is {detail: "one sentence", errors: [{loc, msg, type}]} (errors only on 422).
+    let msg = data && data.detail ? data.detail : res.statusText;
+    if (data && data.errors && data.errors.length) {
+      msg = data.errors.map((e) => (e.loc || []).slice(1).join(".") + ": " + e.msg).join("; ");
+    }
     throw new Error(res.status + ": " + msg);
   }
   return data;
@@ -89,21 +92,26 @@ function renderHistory(data) {
   un.textContent = data.unresolved.length ? "Not found in the catalog: " + data.unresolved.join(" · ") : "";
 }
 
+// The response carries one typed explanation, data.why (genrec.core.why.Why as JSON):
+// {queries: [{query, score, items}], explanations: [{item_id, text, evidence}], profile,
+//  filled_by_popularity}; each item also has its query indices and its explanation.
 function itemCard(it) {
   return el("li", {class: "item", "data-item-id": it.item_id},
     el("span", {class: "rank"}, it.rank),
     el("span", {class: "title"}, it.title),
     el("span", {class: "meta"}, [it.brand, (it.categories || []).join(" › ")].filter(Boolean).join(" · ")),
-    el("span", {class: "score", title: "model score"}, fmtScore(it.score)));
+    el("span", {class: "score", title: "model score"}, fmtScore(it.score)),
+    it.explanation ? el("span", {class: "reason"}, it.explanation.text) : null);
 }
 
 function renderQueries(data) {
   const ul = $("queries");
-  const qs = data.queries || [];
-  $("no-queries").hidden = qs.length > 0 || !!data.explanation;
+  const qs = data.why.queries;
+  const profile = data.why.profile;
+  $("no-queries").hidden = qs.length > 0 || !!profile || data.why.explanations.length > 0;
   const ex = $("explanation");
-  ex.hidden = !data.explanation;
-  ex.textContent = data.explanation || "";
+  ex.hidden = !profile;
+  ex.textContent = profile || "";
   ul.replaceChildren(...qs.map((q, n) => el("li", {class: "query", "data-query": n},
     el("span", {class: "qtext"}, q.query),
     q.score !== null && q.score !== undefined ? el("span", {class: "qscore"}, fmtScore(q.score)) : null,
@@ -115,7 +123,8 @@ function renderGroups(data) {
   const byId = new Map(data.items.map((it) => [it.item_id, it]));
   const blocks = [];
   const shown = new Set();
-  (data.queries || []).forEach((q, n) => {
+  const qs = data.why.queries;
+  qs.forEach((q, n) => {
     const its = q.items.map((i) => byId.get(i)).filter(Boolean);
     if (!its.length) return;
     its.forEach((it) => shown.add(it.item_id));
@@ -125,8 +134,8 @@ function renderGroups(data) {
   });
   const rest = data.items.filter((it) => !shown.has(it.item_id));
   if (rest.length) {
-    const label = data.queries ? "not found by a query (filled by popularity)" : "recommended";
-    blocks.push(el("div", {class: "group", "data-query": "none"}, data.queries ? el("h3", {}, label) : null,
+    const label = qs.length ? "not found by a query (filled by popularity)" : "recommended";
+    blocks.push(el("div", {class: "group", "data-query": "none"}, qs.length ? el("h3", {}, label) : null,
       el("ol", {class: "items"}, ...rest.map(itemCard))));
   }
   if (!data.items.length) blocks.push(el("p", {class: "muted"}, "nothing to recommend with these filters"));
