@@ -57,7 +57,7 @@ def main() -> None:
     from genrec.eval.runcard import load_average, machine
     from genrec.models.registry import load_model
     from genrec.models.gpt4rec import GPT4Rec
-    from genrec.models.query_search import HistoryTitleSearch
+    from genrec.models.title_bm25 import TitleBM25
 
     t0 = time.perf_counter()
     ds = load_dataset("amazon-beauty", preprocess="gpt4rec")
@@ -93,13 +93,13 @@ def main() -> None:
     out["examples"] = [{"history": [sp.catalog[i].title for i in c.history[-5:]], "target": sp.catalog[c.target].title,
                         "queries": [[q, round(s, 3)] for q, s in qs]}
                        for c, qs in zip(shown, model.generate_queries([list(c.history) for c in shown]))]
-    reference = HistoryTitleSearch(num_queries=10).fit(sp)
+    reference = TitleBM25(num_queries=10).fit(sp)
     out["reference_k1_b"] = [reference.k1_, reference.b_]
     out["results"], out["reference_results"] = {}, {}
     n_cases = a.test_users or None
     for m in [int(x) for x in a.ms.split(",")]:
         ks = [k for k in (5, 10, 20, 40) if k >= m]
-        for name, rec, store in (("gpt4rec", model, out["results"]), ("history-titles", reference, out["reference_results"])):
+        for name, rec, store in (("gpt4rec", model, out["results"]), ("title-bm25", reference, out["reference_results"])):
             rec.num_queries = m
             t = time.perf_counter()
             rep = evaluate(rec, sp, ks=ks, max_cases=n_cases, seed=a.seed, progress=False)

@@ -1,20 +1,19 @@
-"""Recommenders that write text queries per user and answer them with BM25 over item titles.
+"""The base of recommenders that write text queries per user and answer them with BM25 over titles.
 
 :class:`QuerySearchRecommender` holds what GPT4Rec shares with any query writer: the BM25 index
 over titles (items added later are searchable at once), the paper's rank-based merge, the k1/b
 grid search on validation users, the ``why`` (each query and the items it put in the list) and
-the notes. Subclasses implement ``_generate``. :class:`HistoryTitleSearch` is the simplest query
-writer, with no language model: the user's own last m titles, newest first. It is GPT4Rec with
-the LM replaced by "copy the history", so it is the reference a trained LM must beat.
+the notes. Subclasses implement ``_generate``: GPT4Rec (:mod:`genrec.models.gpt4rec`) with a
+language model, ``title-bm25`` (:mod:`genrec.models.title_bm25`) with the user's own titles.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Collection, Iterable, Sequence
 
 import numpy as np
 
+from genrec.core.capabilities import Capabilities
 from genrec.data.catalog import Item
 from genrec.models.base import Recommendations, Recommender
 
@@ -25,6 +24,9 @@ B_GRID = (0.25, 0.5, 0.75, 0.9)
 class QuerySearchRecommender(Recommender):
     """Base: ``_generate(histories) -> [[(query, score), ...] per history]`` (best first), then
     BM25 search and rank-based merge. Needs ``num_queries``, ``k1``, ``b``, ``valid_k``."""
+
+    capabilities = Capabilities(cold_start_items=True, text_updates=True, takes_exclude=True, explains=True,
+                                writes_queries=True, per_k_lists=True)
 
     num_queries: int
     k1: float
@@ -160,61 +162,6 @@ class QuerySearchRecommender(Recommender):
         """Change items' titles (or other fields) after fitting; search uses the new titles at once."""
         super().update_items(items)
         self._bm25.build(self.catalog.ids, self.catalog.titles)
-
-
-class HistoryTitleSearch(QuerySearchRecommender):
-    """GPT4Rec without a language model: the queries are the user's last ``num_queries`` distinct
-    titles, newest first (query score ``-rank``). BM25 k1/b are grid-searched on validation users
-    like GPT4Rec's. Text-only, so items added after fitting are found at once."""
-
-    name = "title-bm25"
-
-    def __init__(self, num_queries: int = 10, k1: float = 1.2, b: float = 0.75, tune_bm25: bool = True,
-                 valid_users: int = 500, valid_k: int = 10, seed: int = 0) -> None:
-        self.num_queries = num_queries
-        self.k1 = k1
-        self.b = b
-        self.tune_bm25 = tune_bm25
-        self.valid_users = valid_users
-        self.valid_k = valid_k
-        self.seed = seed
-
-    def fit(self, split) -> "HistoryTitleSearch":
-        if self.num_queries < 1:
-            raise ValueError("num_queries must be >= 1")
-        t0 = time.perf_counter()
-        self._setup_search(split)
-        self.bm25_grid_ = []
-        valid = sample_cases(split.valid, self.valid_users, self.seed)
-        if self.tune_bm25 and valid:
-            self._tune_bm25(valid)
-        self.fit_info_ = {"valid_users": len(valid), "fit_seconds": round(time.perf_counter() - t0, 2)}
-        return self
-
-    def _generate(self, histories: Sequence[Sequence[str]]) -> list[list[tuple[str, float]]]:
-        out = []
-        for h in histories:
-            qs: list[str] = []
-            for i in reversed(h):
-                if i in self.catalog:
-                    t = self.catalog[i].title
-                    if t and t not in qs:
-                        qs.append(t)
-                if len(qs) >= self.num_queries:
-                    break
-            out.append([(q, -float(r)) for r, q in enumerate(qs)])
-        return out
-
-    def _save_state(self, path) -> None:
-        import json
-
-        (path / "title_bm25_state.json").write_text(json.dumps(self._state(), indent=1))
-
-    def _load_state(self, path) -> None:
-        import json
-
-        vars(self).update(json.loads((path / "title_bm25_state.json").read_text()))
-        self._build_index(self.k1_, self.b_)
 
 
 def sample_cases(cases, n: int, seed: int) -> list:

@@ -22,7 +22,7 @@ MODELS: dict[str, str] = {
     "sasrec": "genrec.models.baselines.sasrec:SASRec",
     "bert4rec": "genrec.models.baselines.bert4rec:BERT4Rec",
     "gpt4rec": "genrec.models.gpt4rec:GPT4Rec",
-    "title-bm25": "genrec.models.query_search:HistoryTitleSearch",
+    "title-bm25": "genrec.models.title_bm25:TitleBM25",
     "genrec-seq2seq": "genrec.models.seq2seq:GenRecSeq2Seq",
 }
 

@@ -4,13 +4,13 @@ import pytest
 
 from genrec.data.catalog import Item
 from genrec.eval.evaluate import evaluate
-from genrec.models.query_search import HistoryTitleSearch
+from genrec.models.title_bm25 import TitleBM25
 from genrec.models.registry import create, load_model
 
 
 @pytest.fixture(scope="module")
 def fitted(demo_user):
-    return HistoryTitleSearch(num_queries=3, valid_users=50).fit(demo_user)
+    return TitleBM25(num_queries=3, valid_users=50).fit(demo_user)
 
 
 def test_queries_are_the_last_distinct_titles_newest_first(fitted, demo_user):
@@ -67,7 +67,7 @@ def test_new_item_is_found_at_once_and_save_load_round_trips(fitted, demo_user, 
 
 def test_bad_parameters_fail_clearly(demo_user):
     with pytest.raises(ValueError, match="num_queries"):
-        HistoryTitleSearch(num_queries=0).fit(demo_user)
+        TitleBM25(num_queries=0).fit(demo_user)
 
 
 def test_recommend_for_ks_gives_each_k_its_own_merge(fitted, demo_user):

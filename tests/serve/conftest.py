@@ -40,10 +40,10 @@ def pop_dir(serve_split, tmp_path_factory) -> Path:
 def title_bm25_dir(serve_split, tmp_path_factory) -> Path:
     """A real ``title-bm25`` model (GPT4Rec's BM25 search and rank-based merge, the history's last
     5 titles as the queries) saved to a folder."""
-    from genrec.models.query_search import HistoryTitleSearch
+    from genrec.models.title_bm25 import TitleBM25
 
     d = tmp_path_factory.mktemp("title_bm25_model")
-    HistoryTitleSearch(num_queries=5, tune_bm25=False).fit(serve_split).save(d)
+    TitleBM25(num_queries=5, tune_bm25=False).fit(serve_split).save(d)
     return d
 
 
