@@ -13,10 +13,11 @@ import pickle
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Iterable, Sequence
+from typing import Any, ClassVar, Collection, Iterable, Sequence
 
 import numpy as np
 
+from genrec.core.capabilities import Capabilities
 from genrec.data.catalog import Catalog
 from genrec.errors import GenrecError
 
@@ -67,12 +68,14 @@ class Recommendations:
 class Recommender:
     """Base class: plain constructor parameters (no work in ``__init__``), then ``fit``.
 
-    Subclasses set ``name`` (the registry name) and implement ``fit`` and ``recommend``.
-    ``save``/``load`` write ``genrec_model.json`` (name + constructor parameters), the catalog,
+    Subclasses set ``name`` (the registry name) and ``capabilities`` (what they can do beyond the
+    protocol, see :mod:`genrec.core.capabilities`; consumers read it, never probe with ``hasattr``),
+    and implement ``fit`` and ``recommend``. ``save``/``load`` write ``genrec_model.json`` (name + constructor parameters), the catalog,
     and whatever ``_save_state``/``_load_state`` write (by default a pickle of the fitted state).
     """
 
     name: ClassVar[str] = "base"
+    capabilities: ClassVar[Capabilities] = Capabilities()
     catalog: Catalog | None = None
 
     # -- parameters (scikit-learn style) ---------------------------------------------------------
@@ -100,18 +103,20 @@ class Recommender:
     def fit(self, split) -> "Recommender":  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
-                  exclude_history: bool = True) -> Recommendations:  # pragma: no cover - abstract
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *, exclude_history: bool = True,
+                  exclude: Collection[str] = ()) -> Recommendations:  # pragma: no cover - abstract
+        """Top ``k`` per history. ``exclude`` (item ids never to return) is honoured by models
+        declaring ``capabilities.takes_exclude``."""
         raise NotImplementedError
 
     def add_items(self, items: Iterable) -> list[int]:
-        """Add new items (cold start) after fitting. Text-based models (GPT4Rec) make them
-        searchable at once; id-based models cannot score them and leave them out."""
+        """Add new items after fitting. Models declaring ``capabilities.cold_start_items`` (text
+        models) rank them at once; the others keep them in the catalog and never recommend them."""
         return self._own_catalog().add(items)
 
     def update_items(self, items: Iterable) -> None:
-        """Change existing items' fields after fitting (a corrected title, a new brand). Text-based
-        models override this to re-index the new text."""
+        """Change existing items' fields after fitting (a corrected title, a new brand). Models
+        declaring ``capabilities.text_updates`` override this to re-index the new text."""
         catalog = self._own_catalog()
         for it in items:
             catalog.replace(it)
@@ -208,11 +213,15 @@ class ScoringRecommender(Recommender):
     (cold start) are then left out (scored ``-inf``).
     """
 
+    capabilities = Capabilities(takes_exclude=True, scores_all_items=True)
+
     def score(self, histories: list[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
-                  exclude_history: bool = True) -> Recommendations:
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *, exclude_history: bool = True,
+                  exclude: Collection[str] = ()) -> Recommendations:
+        """Top ``k`` per history; the history (``exclude_history``) and ``exclude`` (item ids;
+        unknown ones ignored) are never returned."""
         catalog = self._require_fitted()
         if k <= 0:
             raise ValueError("k must be positive")
@@ -227,7 +236,10 @@ class ScoringRecommender(Recommender):
         if scores.shape != (len(encoded), len(catalog)):
             raise GenrecError(f"{type(self).__name__}.score returned shape {scores.shape}, "
                               f"expected {(len(encoded), len(catalog))}")
-        top, top_scores = top_k(scores, k, encoded if exclude_history else None)
+        banned = np.asarray(sorted(j for j in (catalog._index.get(i) for i in set(exclude)) if j is not None),
+                            dtype=np.int64)
+        masks = [np.concatenate([h, banned]) if exclude_history else banned for h in encoded]
+        top, top_scores = top_k(scores, k, masks if exclude_history or len(banned) else None)
         ids = catalog.ids
         items = [[ids[j] for j in row] for row in top]
         for n, h in enumerate(encoded):

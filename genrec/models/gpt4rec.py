@@ -51,6 +51,7 @@ class GPT4Rec(QuerySearchRecommender):
     :class:`~genrec.models.query_search.QuerySearchRecommender`). See the module docstring."""
 
     name = "gpt4rec"
+    capabilities = QuerySearchRecommender.capabilities.with_(trains_with_torch=True)
 
     def __init__(self, lm: str = "tiny", num_queries: int = 10, epochs: int = 8, lr: float | None = None,
                  batch_size: int = 32, grad_accum: int = 1, max_new_tokens: int = 20, k1: float = 1.2,

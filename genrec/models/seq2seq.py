@@ -79,6 +79,7 @@ class GenRecSeq2Seq(ScoringRecommender):
     """GenRec: BART over item tokens, masked-item pretraining, next-item fine-tuning."""
 
     name = "genrec-seq2seq"
+    capabilities = ScoringRecommender.capabilities.with_(trains_with_torch=True)
 
     def __init__(self, pretrain_epochs: int = 5, finetune_epochs: int = 10, lr: float = 3e-3,
                  weight_decay: float = 0.01, batch_size: int = 256, d_model: int = 64, layers: int = 1,

@@ -48,10 +48,12 @@ class ContentRec(ScoringRecommender):
     information, no interactions); words first seen in a cold-start item are ignored. Items
     sharing no word with the history are ranked after the others by popularity when
     ``fill_popular`` (off by default, so the model stays purely content-based); an empty history
-    gets the most popular training items.
+    gets the most popular training items. Items added (``add_items``) or edited (``update_items``)
+    after fitting get vectors from their new text at once, over the fitted vocabulary.
     """
 
     name = "content"
+    capabilities = ScoringRecommender.capabilities.with_(cold_start_items=True, text_updates=True)
 
     def __init__(self, fields: Sequence[str] = ("title",), sublinear_tf: bool = False, min_df: int = 1,
                  max_df: float = 1.0, fill_popular: bool = False) -> None:
@@ -119,6 +121,23 @@ class ContentRec(ScoringRecommender):
             self.item_vectors_ = sp.vstack([self.item_vectors_, vecs]).tocsr()
             self.counts_ = np.concatenate([self.counts_, np.zeros(len(new), np.float32)])
         return new
+
+    def update_items(self, items: Iterable[Item]) -> None:
+        """Change items' fields after fitting; their TF-IDF vectors are recomputed from the new text."""
+        import scipy.sparse as sp
+
+        items = list(items)
+        super().update_items(items)
+        rows = [self.catalog.index_of(it.id) for it in items]
+        if not rows:
+            return
+        old = self.item_vectors_
+        new = self._vectors(self.catalog.item_at(j) for j in rows)
+        # Row j of the result is row pick[j] of [old; new]: changed rows point into ``new``
+        # (the last edit of an item given twice wins).
+        pick = np.arange(old.shape[0])
+        pick[rows] = old.shape[0] + np.arange(len(rows))
+        self.item_vectors_ = sp.vstack([old, new]).tocsr()[pick]
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
         v = self.item_vectors_

@@ -26,7 +26,8 @@ class PopRec(ScoringRecommender):
 
 
 class RandomRec(ScoringRecommender):
-    """Uniformly random scores (seeded): the floor every model must clear."""
+    """Uniformly random scores (seeded) over the items known at fit time: the floor every model
+    must clear. Items added later are not recommended, as for every id-based model."""
 
     name = "random"
 
@@ -36,9 +37,11 @@ class RandomRec(ScoringRecommender):
     def fit(self, split) -> "RandomRec":
         self.catalog = split.catalog
         self.rng_ = np.random.default_rng(self.seed)
+        self.n_items_ = len(self.catalog)
         return self
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
-        return self.rng_.random((len(histories), len(self.catalog)), dtype=np.float32)
+        n_items = vars(self).get("n_items_", len(self.catalog))  # models saved before n_items_ existed
+        return self.rng_.random((len(histories), n_items), dtype=np.float32)
 
 

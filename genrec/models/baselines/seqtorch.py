@@ -21,7 +21,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 import torch
@@ -207,6 +207,7 @@ class SeqTorchRecommender(ScoringRecommender):
     """
 
     name = "seqtorch"
+    capabilities = ScoringRecommender.capabilities.with_(trains_with_torch=True)
     _append_mask = False  # BERT4Rec appends [MASK] after the history at inference
     _fingerprint_params: tuple[str, ...] = ("max_len", "hidden", "layers", "heads", "dropout", "lr",
                                            "weight_decay", "batch_size", "seed")
@@ -389,8 +390,8 @@ class SeqTorchRecommender(ScoringRecommender):
         return scores
 
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
-                  exclude_history: bool = True) -> Recommendations:
-        recs = super().recommend(histories, k, exclude_history=exclude_history)
+                  exclude_history: bool = True, exclude: Collection[str] = ()) -> Recommendations:
+        recs = super().recommend(histories, k, exclude_history=exclude_history, exclude=exclude)
         index, n = self.catalog._index, getattr(self, "n_items_", 0)
         for r, h in enumerate(histories):
             idx = [index[i] for i in h if i in index]
