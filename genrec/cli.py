@@ -102,17 +102,23 @@ def quickstart(dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt,
 
 def _print_recs(name: str, recs, catalog, n: int, target: str | None = None) -> None:
     typer.echo(f"   {name} recommends:")
-    why = recs.why[n]
-    if isinstance(why, dict) and why.get("queries"):
+    from genrec.core.why import as_why
+
+    why = as_why(recs.why[n])
+    if why.queries:
         typer.echo("     interests it inferred (generated queries):")
-        for q in why["queries"]:
-            typer.echo(f"       \"{q['query']}\" (score {q.get('score', 0):.2f}) -> {len(q.get('items', []))} items")
-    elif why:
-        typer.echo(f"     why: {why}")
+        for q in why.queries:
+            score = "" if q.score is None else f" (score {q.score:.2f})"
+            typer.echo(f"       \"{q.text}\"{score} -> {len(q.items)} items")
+    if why.profile:
+        typer.echo(f"     profile: {why.profile}")
     for rank, (i, s) in enumerate(zip(recs.items[n], recs.scores[n]), 1):
         mark = "  <- the actual next item" if i == target else ""
         title = catalog[i].title if i in catalog else i
         typer.echo(f"     {rank:2d}. {title}  [{i}, {s:.3f}]{mark}")
+        reason = why.explanation_for(i)
+        if reason is not None:
+            typer.echo(f"         why: {reason.text}")
     for note in recs.notes[n]:
         typer.echo(f"     note: {note}")
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Collection, Iterable, Sequence
 import numpy as np
 
 from genrec.core.capabilities import Capabilities
+from genrec.core.why import Why, as_why
 from genrec.data.catalog import Catalog
 from genrec.errors import GenrecError
 
@@ -31,11 +32,15 @@ class NotFittedError(GenrecError):
 
 @dataclass
 class Recommendations:
-    """Per history: ranked item ids, their scores, and an optional ``why``.
+    """Per history: ranked item ids, their scores, a ``why`` and ``notes``.
 
-    ``why[n]`` is model-specific and JSON-serialisable: GPT4Rec puts its generated queries and
-    which items each query retrieved there; an LLM re-ranker its explanation. ``notes[n]`` lists
-    anything the caller should know (unknown item ids dropped, results filled by popularity...).
+    ``why[n]`` is always a :class:`genrec.core.why.Why`: GPT4Rec and title-bm25 put their queries
+    and the items each contributed there, an LLM re-ranker its explanations; a model that does not
+    explain (``capabilities.explains`` off: every id-based model, GenRec seq2seq) gives an empty
+    ``Why()`` (``why[n].is_empty()``), never ``None``. ``None`` or a legacy dict given to the
+    constructor is converted with :func:`~genrec.core.why.as_why`, which consumers call too.
+    ``notes[n]`` lists anything the caller should know (unknown item ids dropped, results filled
+    by popularity...).
     """
 
     items: list[list[str]]
@@ -44,8 +49,7 @@ class Recommendations:
     notes: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if not self.why:
-            self.why = [None] * len(self.items)
+        self.why = [as_why(w) for w in self.why] if self.why else [Why() for _ in self.items]
         if not self.notes:
             self.notes = [[] for _ in self.items]
 
@@ -61,7 +65,7 @@ class Recommendations:
                 if catalog is not None and i in catalog:
                     row["title"] = catalog[i].title
                 rows.append(row)
-            out.append({"items": rows, "why": self.why[n], "notes": self.notes[n]})
+            out.append({"items": rows, "why": as_why(self.why[n]).to_dict(), "notes": self.notes[n]})
         return out
 
 

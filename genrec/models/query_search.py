@@ -14,6 +14,7 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 
 from genrec.core.capabilities import Capabilities
+from genrec.core.why import Query, Why
 from genrec.data.catalog import Item
 from genrec.models.base import Recommendations, Recommender
 
@@ -126,9 +127,8 @@ class QuerySearchRecommender(Recommender):
                                 popular=self.popular_)
             items.append(merged.items)
             scores.append(merged.scores)
-            whys.append({"queries": [{"query": q, "score": float(s), "items": c}
-                                     for (q, s), c in zip(qs, merged.contributions)],
-                         "filled_by_popularity": merged.filled_by_popularity})
+            whys.append(Why(tuple(Query(q, float(s), tuple(c)) for (q, s), c in zip(qs, merged.contributions)),
+                            filled_by_popularity=merged.filled_by_popularity))
             if not known[u]:
                 notes[u].append(self._empty_history_note())
             if len(qs) < self.num_queries:

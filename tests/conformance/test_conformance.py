@@ -9,6 +9,7 @@ rank an item by its edited title; one declaring neither must ignore both, as doc
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -125,6 +126,9 @@ def test_recommend_lists_exclusions_and_why(model, name, demo_loo):
             assert {i for q in why.queries for i in q.items} <= set(items)
         else:
             assert why.is_empty(), f"{name} does not declare explains but gave a why: {why}"
+    rows = json.loads(json.dumps(recs.to_dicts(model.catalog)))  # JSON-ready, why as Why.to_dict()
+    assert [Why.from_dict(r["why"]) for r in rows] == [as_why(w) for w in recs.why]
+    assert [[x["item_id"] for x in r["items"]] for r in rows] == recs.items
     if caps.takes_exclude:
         banned = recs.items[0][:3] + ["no-such-item"]
         again = model.recommend(hists[:1], k=K, exclude=banned)

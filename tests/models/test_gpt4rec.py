@@ -4,6 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from genrec.core.why import Why  # noqa: E402
 from genrec.data.catalog import Item  # noqa: E402
 from genrec.models.gpt4rec import GPT4Rec  # noqa: E402
 from genrec.models.registry import load_model  # noqa: E402
@@ -35,15 +36,14 @@ def test_recommend_shape_why_exclusion_and_notes(fitted, demo_user):
         assert not set(recs.items[n]) & set(h)
         assert recs.scores[n] == sorted(recs.scores[n], reverse=True)
         why = recs.why[n]
-        assert set(why) == {"queries", "filled_by_popularity"}
-        assert 1 <= len(why["queries"]) <= 4
-        for q in why["queries"]:
-            assert set(q) == {"query", "score", "items"} and isinstance(q["query"], str) and q["query"]
-            assert isinstance(q["score"], float)
-        credited = [i for q in why["queries"] for i in q["items"]]
-        assert len(credited) + why["filled_by_popularity"] == 8
+        assert isinstance(why, Why) and not why.explanations and why.profile is None
+        assert 1 <= len(why.queries) <= 4
+        for q in why.queries:
+            assert isinstance(q.text, str) and q.text and isinstance(q.score, float)
+        credited = [i for q in why.queries for i in q.items]
+        assert len(credited) + why.filled_by_popularity == 8
         assert set(credited) <= set(recs.items[n])
-        scores = [q["score"] for q in why["queries"]]
+        scores = [q.score for q in why.queries]
         assert scores == sorted(scores, reverse=True)
     assert len(recs.items[3]) == 8 and any("empty history" in s for s in recs.notes[3])
     assert any("unknown" in s for s in recs.notes[4])
@@ -60,8 +60,7 @@ def test_save_load_gives_the_same_recommendations(fitted, demo_user, tmp_path):
     assert isinstance(loaded, GPT4Rec) and (loaded.k1_, loaded.b_) == (fitted.k1_, fitted.b_)
     after = loaded.recommend(hist, k=6)
     assert after.items == before.items
-    assert [[q["query"] for q in w["queries"]] for w in after.why] == \
-           [[q["query"] for q in w["queries"]] for w in before.why]
+    assert [[q.text for q in w.queries] for w in after.why] == [[q.text for q in w.queries] for w in before.why]
 
 
 def test_cold_start_item_is_searchable_and_recommended(fitted, demo_user, tmp_path):
@@ -75,7 +74,7 @@ def test_cold_start_item_is_searchable_and_recommended(fitted, demo_user, tmp_pa
     m.add_items([Item("NEW-1", title=f"{top_query} {top_query}", categories=("New",))])
     recs = m.recommend([hist], k=4)
     assert recs.items[0][0] == "NEW-1"
-    assert recs.why[0]["queries"][0]["items"][0] == "NEW-1"
+    assert recs.why[0].queries[0].items[0] == "NEW-1"
     assert "NEW-1" not in demo_user.catalog  # the split's catalog is not modified
 
 

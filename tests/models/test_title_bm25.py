@@ -27,9 +27,9 @@ def test_recommendations_merge_per_query_results_and_exclude_history(fitted, dem
     recs = fitted.recommend(hist + [[]], k=6)
     for n, h in enumerate(hist):
         assert len(recs.items[n]) == 6 and not set(recs.items[n]) & set(h)
-        credited = [i for q in recs.why[n]["queries"] for i in q["items"]]
-        assert len(credited) + recs.why[n]["filled_by_popularity"] == 6
-    assert recs.why[-1]["filled_by_popularity"] == 6 and any("empty history" in s for s in recs.notes[-1])
+        credited = [i for q in recs.why[n].queries for i in q.items]
+        assert len(credited) + recs.why[n].filled_by_popularity == 6
+    assert recs.why[-1].filled_by_popularity == 6 and any("empty history" in s for s in recs.notes[-1])
 
 
 def test_excluding_all_but_one_category_still_fills_k_from_its_matches(fitted, demo_user):
@@ -41,8 +41,8 @@ def test_excluding_all_but_one_category_still_fills_k_from_its_matches(fitted, d
     inside = {i for i in cat.ids if wanted in cat[i].categories and i not in hist}
     recs = fitted.recommend([hist], k=5, exclude={i for i in cat.ids if i not in inside})
     assert len(recs.items[0]) == 5 and set(recs.items[0]) <= inside
-    credited = [i for q in recs.why[0]["queries"] for i in q["items"]]
-    assert recs.why[0]["filled_by_popularity"] == 0 and len(credited) == 5 and set(credited) <= inside
+    credited = [i for q in recs.why[0].queries for i in q.items]
+    assert recs.why[0].filled_by_popularity == 0 and len(credited) == 5 and set(credited) <= inside
 
 
 def test_tuned_on_validation_evaluated_per_k_and_beats_popularity(fitted, demo_user):
@@ -77,5 +77,5 @@ def test_recommend_for_ks_gives_each_k_its_own_merge(fitted, demo_user):
         assert by_k[k].items == fitted.recommend(hist, k=k).items
     # three queries: K=3 takes the best new item of each query, K=9 the best three of each
     for n in range(4):
-        assert [len(q["items"]) for q in by_k[3].why[n]["queries"]] == [1, 1, 1]
+        assert [len(q.items) for q in by_k[3].why[n].queries] == [1, 1, 1]
         assert set(by_k[3].items[n]) <= set(by_k[9].items[n]) and by_k[3].items[n][0] == by_k[9].items[n][0]
