@@ -7,6 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
+from genrec.core.capabilities import capabilities_of
 from genrec.data.splits import Case, Split
 from genrec.eval import metrics as M
 from genrec.eval.report import Report
@@ -33,7 +34,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     Full ranking over the whole catalog is the default. ``sampled_negatives=N`` ranks each target
     among N sampled non-history items instead (only for models that score every item); it
     inflates numbers and is not comparable with full ranking, so it warns.
-    A model with ``recommend_for_ks(histories, ks)`` (one list per K) is evaluated per K.
+    A model declaring ``capabilities.per_k_lists`` (``recommend_for_ks``: one list per K) is evaluated per K.
     """
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] <= 0:
@@ -48,7 +49,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     ranks = np.zeros(len(cases), dtype=np.int64)
     # Models whose top-K list depends on K (GPT4Rec's merge gives each query K/m slots, so its
     # top 10 is not the first 10 of its top 40) are asked for each K, as the paper evaluates them.
-    per_k = callable(getattr(model, "recommend_for_ks", None)) and not sampled_negatives
+    per_k = capabilities_of(model).per_k_lists and not sampled_negatives
     lists_by_k: dict[int, list[list[str]]] = {k: [] for k in ks}
     lists: list[list[str]] = []
     whys: list = []
@@ -157,7 +158,7 @@ def _attribute_metrics(table: dict, catalog, cases: list[Case], lists: list[list
 
 
 def _sampled_ranks(model, split, cases, n_neg, seed, batch_size, bar) -> np.ndarray:
-    if not hasattr(model, "score"):
+    if not capabilities_of(model).scores_all_items:
         raise TypeError(f"{type(model).__name__} does not score every item; sampled metrics need that")
     rng = np.random.default_rng(seed)
     cat = split.catalog
