@@ -25,13 +25,14 @@ def train_speed(n_examples: int, size: str, batch: int, seed: int = 0) -> dict:
 
     from genrec.data.loaders.demo import make_demo_shop
     from genrec.data.splits import make_split
-    from genrec.lm.prompts import PromptBuilder, PromptTemplate
     from genrec.lm.scratch import build_model, train_tokenizer
     from genrec.lm.train import TrainConfig, build_examples, train_lm
+    from genrec.prompts import gpt4rec_template
+    from genrec.prompts.tokens import PromptBuilder
 
     ds = make_demo_shop()
     sp = make_split(ds.preprocess("gpt4rec"), "user", seed=seed)
-    tok = train_tokenizer(sp.catalog.titles + [PromptTemplate().words()] * 50, vocab_size=4096)
+    tok = train_tokenizer(sp.catalog.titles + [gpt4rec_template().words()] * 50, vocab_size=4096)
     b = PromptBuilder(tok)
     tid = dict(zip(sp.catalog.ids, b.titles_ids(sp.catalog.titles)))
     ex = build_examples(b, [[tid[i] for i in s] for s in sp.train.items.values()], augment_prefixes=True)

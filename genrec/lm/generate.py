@@ -17,10 +17,38 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
                      length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True,
                      no_repeat_ngram: int = 0) -> list[list[tuple[str, float]]]:
     """For each prompt (token ids), up to ``num_queries`` distinct queries, best first, as
-    ``(text, score)``. Beam scores are the length-normalised log-probabilities of transformers'
-    beam search; greedy and sampled queries are scored by their mean token log-probability.
-    Beams that decode to the same text (after whitespace folding) are kept once, with the best
-    score, so a user may get fewer than ``num_queries`` queries.
+    ``(text, score)``: :func:`generate_sequences` (see there for the modes and the scores)
+    followed by :func:`distinct_queries`."""
+    if num_queries < 1:
+        raise ValueError("num_queries must be >= 1")
+    seqs = generate_sequences(model, tokenizer, prompts, mode=mode, n=num_queries, num_beams=num_queries,
+                              max_new_tokens=max_new_tokens, batch_size=batch_size, device=device, bf16=bf16,
+                              temperature=temperature, top_p=top_p, length_penalty=length_penalty, seed=seed,
+                              share_prefill=share_prefill, no_repeat_ngram=no_repeat_ngram)
+    return [distinct_queries([(t, sc) for t, sc, _, _ in rows], num_queries) for rows in seqs]
+
+
+def distinct_queries(seqs: Sequence[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
+    """Whitespace-folded, non-empty texts, each kept once with its best score, best first, at most
+    ``limit`` (so a user may get fewer queries than beams)."""
+    seen: dict[str, float] = {}
+    for text, score in seqs:
+        q = " ".join(text.split())
+        if q and (q not in seen or score > seen[q]):
+            seen[q] = score
+    return sorted(seen.items(), key=lambda kv: -kv[1])[:limit]
+
+
+def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mode: str = "beam", n: int = 1,
+                       num_beams: int = 1, max_new_tokens: int = 20, batch_size: int = 64, device=None,
+                       bf16: bool | str = "auto", temperature: float = 1.0, top_p: float = 0.95,
+                       length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True,
+                       no_repeat_ngram: int = 0) -> list[list[tuple[str, float, int, bool]]]:
+    """For each prompt (token ids), its generated sequences as ``(text, score, new tokens, ended
+    with EOS)``, in the order transformers returns them (beams best first): ``n`` per prompt (1
+    for greedy; for beam search ``n <= num_beams``). Beam scores are the length-normalised
+    log-probabilities of transformers' beam search; greedy, branch and sampled sequences are scored
+    by their mean token log-probability. Sampling seeds torch's global RNG with ``seed`` once.
 
     ``share_prefill``: transformers' ``generate`` copies each prompt m times (one per beam) before
     encoding it, so the prompt (most of the tokens) is encoded m times. We encode each prompt once
@@ -28,14 +56,14 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
     the new tokens (same results, about m times less prompt work).
 
     ``mode="branch"`` is our answer to beams that collapse on one interest (all m beams variants of
-    one product, which under-trained LMs do): the m most likely *first* tokens (the brand or
-    product type, in most catalogs) each start one query, continued greedily; a query's score is
-    its mean token log-probability, first token included. transformers has no diverse (group)
+    one product, which under-trained LMs do): the n most likely *first* tokens (the brand or
+    product type, in most catalogs) each start one sequence, continued greedily; a sequence's score
+    is its mean token log-probability, first token included. transformers has no diverse (group)
     beam search any more, and branching on the first token is what costs least on a CPU.
     Measured on Beauty it raised category coverage but lowered Recall
     (benchmarks/results/gpt4rec_beauty_small6.md), so beam search stays GPT4Rec's default.
 
-    ``no_repeat_ngram=n`` (n > 0) forbids a query to repeat any n-gram of its own tokens (the
+    ``no_repeat_ngram=k`` (k > 0) forbids a sequence to repeat any k-gram of its own tokens (the
     prompt is not counted), against the "the future, the future, ..." loops of under-trained LMs."""
     import torch
 
@@ -43,18 +71,20 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if num_queries < 1:
-        raise ValueError("num_queries must be >= 1")
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if mode == "beam" and n > num_beams:
+        raise ValueError(f"beam search returns at most num_beams={num_beams} sequences; n={n} asked")
     device = pick_device(device) if not isinstance(device, torch.device) else device
     model.to(device)
     model.eval()
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
-    n_ret = 1 if mode == "greedy" else num_queries
+    n_ret = 1 if mode == "greedy" else n
     if mode == "branch":
-        n_ret = min(num_queries, len(tokenizer) - 2)
+        n_ret = min(n, len(tokenizer) - 2)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[list[tuple[str, float]]] = [[] for _ in prompts]
+    out: list[list[tuple[str, float, int, bool]]] = [[] for _ in prompts]
     if mode == "sample":
         torch.manual_seed(seed)
     for start in range(0, len(order), batch_size):
@@ -72,7 +102,7 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=pad, eos_token_id=eos,
                   return_dict_in_generate=True, output_scores=True, num_return_sequences=n_ret)
         if mode == "beam":
-            kw.update(num_beams=num_queries, do_sample=False, early_stopping=True, length_penalty=length_penalty)
+            kw.update(num_beams=num_beams, do_sample=False, early_stopping=True, length_penalty=length_penalty)
         elif mode in ("greedy", "branch"):
             kw.update(num_beams=1, do_sample=False)
         else:
@@ -81,7 +111,7 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
             from transformers import LogitsProcessorList
 
             kw["logits_processor"] = LogitsProcessorList([_NoRepeatInQuery(no_repeat_ngram, width)])
-        expand = num_queries if mode == "beam" else n_ret
+        expand = num_beams if mode == "beam" else n_ret
         first = None
         with torch.inference_mode(), autocast(device, resolve_bf16(bf16, device)):
             if mode == "branch":
@@ -96,6 +126,12 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
             else:
                 seqs, steps = ids, ()
         new = seqs[:, width:].cpu()
+        valid = (new != pad) | (new == eos)
+        # positions after the first EOS are padding
+        after_eos = (new == eos).int().cumsum(1) - (new == eos).int() > 0
+        valid &= ~after_eos
+        ended = ((new == eos) & valid).any(1).tolist()
+        lengths = valid.sum(1).tolist()
         if mode == "beam":
             scores = res.sequences_scores.float().cpu().tolist()
         else:
@@ -103,20 +139,11 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
                      else torch.zeros((len(new), 0)))
             if first is not None:  # the forced first token's log-probability comes first
                 trans = torch.cat([first.float().cpu()[:, None], trans], 1)
-            valid = (new != pad) | (new == eos)
-            # positions after the first EOS are padding
-            after_eos = (new == eos).int().cumsum(1) - (new == eos).int() > 0
-            valid &= ~after_eos
             trans = torch.where(valid, trans, torch.zeros_like(trans))
             scores = (trans.sum(1) / valid.sum(1).clamp(min=1)).tolist()
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
         for r, i in enumerate(idx):
-            seen: dict[str, float] = {}
-            for j in range(r * n_ret, (r + 1) * n_ret):
-                q = " ".join(texts[j].split())
-                if q and (q not in seen or scores[j] > seen[q]):
-                    seen[q] = scores[j]
-            out[i] = sorted(seen.items(), key=lambda kv: -kv[1])[:num_queries]
+            out[i] = [(texts[j], scores[j], int(lengths[j]), bool(ended[j])) for j in range(r * n_ret, (r + 1) * n_ret)]
     return out
 
 

@@ -333,14 +333,25 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds the repo's config.json. Asked first because
+    transformers 5 looks up a PEFT adapter over the network even with ``local_files_only`` (about
+    25 s of retries when offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
 def _load_hub(repo_id: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """From the local Hugging Face cache; else downloaded, unless offline."""
-    try:
-        return _load_folder(repo_id, local_files_only=True)
-    except OSError:
-        pass  # not (completely) in the local cache
-    except Exception as e:  # noqa: BLE001 - in the cache but broken or not a causal LM
-        raise LMLoadError(f"could not load {repo_id!r} from the local Hugging Face cache: {type(e).__name__}: {e}") from e
+    if _in_hf_cache(repo_id):
+        try:
+            return _load_folder(repo_id, local_files_only=True)
+        except OSError:
+            pass  # not (completely) in the local cache
+        except Exception as e:  # noqa: BLE001 - in the cache but broken or not a causal LM
+            raise LMLoadError(f"could not load {repo_id!r} from the local Hugging Face cache: "
+                              f"{type(e).__name__}: {e}") from e
     not_here = f"{repo_id!r} is neither a local file or folder nor in the local Hugging Face cache"
     if _hub_offline_env():
         raise LMLoadError(f"{not_here}, and this machine is offline (HF_HUB_OFFLINE is set); {WHAT_TO_PASS}")

@@ -23,7 +23,10 @@ Deviations from the paper, on purpose:
   (benchmarks/results/gpt4rec_ablation_demo.json).
 - ``decode="branch"`` (ours, not the paper's): the m queries start with the m most likely first
   tokens, each continued greedily, against beams that all become variants of one product
-  (see :func:`genrec.lm.generate.generate_queries`). The paper's beam search is the default.
+  (see :func:`genrec.lm.generate.generate_sequences`). The paper's beam search is the default.
+- Queries are generated through the LLM backend layer (:class:`genrec.llm.local.HFBackend`,
+  :attr:`GPT4Rec.backend`; beam search with m return sequences is a local-backend capability),
+  and the prompt is the ``gpt4rec`` template of :mod:`genrec.prompts`, built at the token level.
 - The best epoch is chosen by validation Recall@``valid_k`` through the whole pipeline.
 - BM25 k1/b are grid-searched on validation users (as the paper) over a small grid; generated
   queries are cached so the grid does not regenerate them.
@@ -103,9 +106,10 @@ class GPT4Rec(QuerySearchRecommender):
             raise ValueError("epochs must be >= 0")
 
     def fit(self, split) -> "GPT4Rec":
-        from genrec.lm.prompts import PromptBuilder, PromptTemplate
         from genrec.lm.scratch import build_model, is_scratch, train_tokenizer
         from genrec.lm.train import TrainConfig, build_examples, train_lm
+        from genrec.prompts import gpt4rec_template
+        from genrec.prompts.tokens import PromptBuilder
         from genrec.torch_utils import pick_device, seed_everything
 
         self._check_params()
@@ -113,7 +117,7 @@ class GPT4Rec(QuerySearchRecommender):
         seed_everything(self.seed)
         self._setup_search(split)
         self._device = pick_device(self.device)
-        template = PromptTemplate.for_domain(self.domain)
+        template = gpt4rec_template(self.domain)
         scratch = is_scratch(self.lm)
         if scratch:
             # Prompt words repeated so BPE merges them into few tokens.
@@ -125,6 +129,7 @@ class GPT4Rec(QuerySearchRecommender):
         else:
             model, tok = _load_pretrained(self.lm, self._device)
         self._model, self._tok = model.to(self._device), tok
+        self._backend = None
         self._builder = PromptBuilder(tok, template, max_title_tokens=self.max_title_tokens,
                                       max_prompt_tokens=self.max_prompt_tokens)
         self._title_ids = self._builder.titles_ids(self.catalog.titles)
@@ -156,16 +161,34 @@ class GPT4Rec(QuerySearchRecommender):
         return self
 
     # -- recommending -----------------------------------------------------------------------------
+    @property
+    def backend(self):
+        """The local LLM backend over the fitted LM (its ``usage()`` counts the generation calls)."""
+        if getattr(self, "_backend", None) is None:
+            from genrec.llm.local import HFBackend
+
+            self._backend = HFBackend(self._model, self._tok, model_id=f"gpt4rec:{self.lm}", device=self._device,
+                                      batch_size=self.gen_batch_size)
+        return self._backend
+
+    def gen_params(self):
+        """The generation settings of the m queries (:class:`genrec.llm.types.GenParams`)."""
+        from genrec.llm.types import GenParams
+
+        sample = self.decode == "sample"
+        return GenParams(max_new_tokens=self.max_new_tokens, n=self.num_queries, num_beams=self.num_queries,
+                         decoding=self.decode, temperature=1.0 if sample else 0.0, top_p=0.95 if sample else 1.0,
+                         seed=self.seed, no_repeat_ngram=self.no_repeat_ngram)
+
     def _generate(self, histories: Sequence[Sequence[str]]) -> list[list[tuple[str, float]]]:
-        from genrec.lm.generate import generate_queries
+        from genrec.lm.generate import distinct_queries
 
         prompts = []
         for h in histories:
             idx = self.catalog.indices(h, skip_unknown=True)
             prompts.append(self._builder.prompt_ids([self._title_ids[j] for j in idx]))
-        return generate_queries(self._model, self._tok, prompts, self.num_queries, mode=self.decode,
-                                max_new_tokens=self.max_new_tokens, batch_size=self.gen_batch_size,
-                                device=self._device, seed=self.seed, no_repeat_ngram=self.no_repeat_ngram)
+        gens = self.backend.generate(prompts, self.gen_params())
+        return [distinct_queries([(g.text, g.score) for g in row], self.num_queries) for row in gens]
 
     def _empty_history_note(self) -> str:
         return "empty history: the queries come from the prompt words alone"
@@ -189,8 +212,9 @@ class GPT4Rec(QuerySearchRecommender):
         (path / STATE_FILE).write_text(json.dumps(self._state(), indent=1))
 
     def _load_state(self, path: Path) -> None:
-        from genrec.lm.prompts import PromptBuilder, PromptTemplate
         from genrec.lm.scratch import load_saved
+        from genrec.prompts import gpt4rec_template
+        from genrec.prompts.tokens import PromptBuilder
         from genrec.torch_utils import pick_device
 
         f = path / STATE_FILE
@@ -199,7 +223,8 @@ class GPT4Rec(QuerySearchRecommender):
         vars(self).update(json.loads(f.read_text()))
         self._device = pick_device(self.device)
         self._model, self._tok = load_saved(path / LM_DIR, self._device)
-        self._builder = PromptBuilder(self._tok, PromptTemplate.for_domain(self.domain),
+        self._backend = None
+        self._builder = PromptBuilder(self._tok, gpt4rec_template(self.domain),
                                       max_title_tokens=self.max_title_tokens, max_prompt_tokens=self.max_prompt_tokens)
         self._title_ids = self._builder.titles_ids(self.catalog.titles)
         self._build_index(self.k1_, self.b_)

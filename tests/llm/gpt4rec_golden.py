@@ -1,8 +1,10 @@
 """GPT4Rec's query generation before the LLM backend layer, kept as a golden file.
 
-``python tests/llm/gpt4rec_golden.py`` (run at commit e9b67de, before GPT4Rec moved onto
-``genrec.llm``) trained the tiny model below and wrote ``data/gpt4rec_queries_golden.json``: the
-prompt ids and the queries of every decoding mode. ``test_gpt4rec_backend.py`` rebuilds the same
+``python tests/llm/gpt4rec_golden.py`` trained the tiny model below and wrote
+``data/gpt4rec_queries_golden.json`` (the prompt ids and the queries of every decoding mode) at
+commit e9b67de, before GPT4Rec moved onto ``genrec.llm`` and ``genrec.prompts`` (then
+``main`` imported ``PromptBuilder``/``PromptTemplate`` from ``genrec.lm.prompts``; rerun now, it
+rewrites the same file). ``test_gpt4rec_backend.py`` rebuilds the same
 model and checks that the prompts and queries through the backend are identical.
 
 The model is trained here by a plain fp32 loop (not ``genrec.lm.train``, which is moving onto the
@@ -62,12 +64,13 @@ def prompts(builder, titles: list[str]) -> list[list[int]]:
     return [builder.prompt_ids(ids[i:i + n]) for i, n in HISTORIES]
 
 
-def main() -> None:  # run only on the old code; kept to show how the golden file was made
+def main() -> None:
     from genrec.lm.generate import generate_queries
-    from genrec.lm.prompts import PromptBuilder, PromptTemplate
+    from genrec.prompts import gpt4rec_template
+    from genrec.prompts.tokens import PromptBuilder
 
     titles = catalog_titles()
-    model, tok, builder = tiny_trained_model(titles, PromptTemplate().words(), PromptBuilder)
+    model, tok, builder = tiny_trained_model(titles, gpt4rec_template().words(), PromptBuilder)
     ps = prompts(builder, titles)
     out = {"prompts": ps, "queries": {}}
     for mode, kw in MODES.items():

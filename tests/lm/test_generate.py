@@ -5,7 +5,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from genrec.lm.generate import generate_queries  # noqa: E402
-from genrec.lm.prompts import PromptBuilder  # noqa: E402
+from genrec.prompts.tokens import PromptBuilder  # noqa: E402
 from genrec.lm.scratch import build_model  # noqa: E402
 
 

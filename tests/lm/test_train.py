@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from genrec.lm.prompts import PromptBuilder  # noqa: E402
+from genrec.prompts.tokens import PromptBuilder  # noqa: E402
 from genrec.lm.scratch import build_model  # noqa: E402
 from genrec.lm.train import TrainConfig, build_examples, pack, train_lm  # noqa: E402
 
