@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from genrec.llm.types import CacheMiss
+from genrec.paths import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +51,8 @@ CREATE TABLE IF NOT EXISTS calls (
 
 
 def default_cache_path() -> Path:
-    """``<cache root>/llm/calls.sqlite`` (the cache root of :mod:`genrec.lm.load`)."""
-    from genrec.lm.load import genrec_cache_dir
-
-    return genrec_cache_dir() / "llm" / "calls.sqlite"
+    """``<cache root>/llm/calls.sqlite`` (:func:`genrec.paths.cache_root`)."""
+    return cache_root() / "llm" / "calls.sqlite"
 
 
 def normalise_mode(mode: str) -> str:
