@@ -259,7 +259,8 @@ def _print_history_and_recs(m, h: list[str], k: int) -> None:
 
 @app.command()
 def serve(model_dir: Path = typer.Option(..., "--model-dir"),
-          db: str = typer.Option("sqlite:///genrec.db", "--db", help="SQLAlchemy URL: SQLite file or PostgreSQL."),
+          db: str = typer.Option(None, "--db", help="SQLAlchemy URL: SQLite file or PostgreSQL (default: "
+                                 "$GENREC_DB_URL, else sqlite:///genrec.db)."),
           host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8000, "--port"),
           protect_reads: bool = typer.Option(False, "--protect-reads", help="Require the token for reads too."),
           open_writes: bool = typer.Option(False, "--open-writes",

@@ -38,17 +38,18 @@ MAX_BODY = 1_000_000
 
 
 def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: str | None = None,
-               protect_reads: bool = False, open_writes: bool = False) -> FastAPI:
+               protect_reads: bool = False, open_writes: bool = False, refresh_seconds: float = 1.0) -> FastAPI:
     """The service for a model object or a saved model folder, persisting to ``db_url``.
 
     Write endpoints (and read endpoints too when ``protect_reads``) require
     ``Authorization: Bearer <token>``. Without a ``token`` they answer 403, unless ``open_writes``
-    (local development: anyone who can reach the service may write). Raises :class:`GenrecError`
+    (local development: anyone who can reach the service may write). Servers sharing a database
+    see each other's catalog changes within ``refresh_seconds``. Raises :class:`GenrecError`
     when the model folder or the database cannot be opened.
     """
     model = _load(model_or_dir)
     store = Store(db_url)
-    svc = Service(model, store)
+    svc = Service(model, store, refresh_seconds=refresh_seconds)
     auth = Auth(token, protect_reads, open_writes)
     metrics = Metrics()
 

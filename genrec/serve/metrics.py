@@ -10,6 +10,9 @@ from collections import deque
 import numpy as np
 
 WINDOW = 4096  # latencies kept per endpoint for the percentiles
+# Every label is drawn from a fixed set, so no request can create a new series: methods outside
+# METHODS are "OTHER", paths that match no route are "unmatched", statuses outside 100-599 are 0.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -68,10 +71,17 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None)
-            name = f"{scope['method']} {path.replace(':path}', '}')}" if path is not None else "unmatched"
-            self.metrics.observe(name, status[0], time.perf_counter() - t0)
+            self.metrics.observe(label(scope), status[0] if 100 <= status[0] <= 599 else 0, time.perf_counter() - t0)
+
+
+def label(scope: dict) -> str:
+    """``METHOD /route/{template}`` for a request, from a bounded set of labels."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return "unmatched"
+    method = scope.get("method", "")
+    return f"{method if method in METHODS else 'OTHER'} {path.replace(':path}', '}')}"
 
 
 class BodyLimitMiddleware:

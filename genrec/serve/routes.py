@@ -92,22 +92,23 @@ def build_router(svc: Service, auth: Auth, metrics: Metrics) -> APIRouter:
         """Record interactions (atomically: all or none). The next recommendation uses them."""
         return svc.add_events(body.events)
 
-    @r.get("/users", response_model=list[S.UserSummary], tags=["users"], dependencies=rd,
+    @r.get("/users", response_model=S.UsersPage, tags=["users"], dependencies=rd,
            responses=_doc(*read_err, 422, 503))
     def list_users(limit: int = Query(100, ge=1, le=1000),
-                   prefix: Annotated[S.NoControl, Query(max_length=200)] = "") -> list[dict]:
-        """Users with events, most recently active first."""
-        return svc.users(limit, prefix)
+                   prefix: Annotated[S.NoControl, Query(max_length=200)] = "",
+                   cursor: Annotated[S.Cursor | None, Query()] = None) -> dict:
+        """Users with events, most recently active first, a page at a time (``next_cursor``)."""
+        return svc.users(limit, prefix, cursor)
 
     @r.get("/users/{user_id:path}/history", response_model=S.UserHistory, tags=["users"], dependencies=rd,
            responses=_doc(*read_err, 404, 422, 503))
-    def user_history(user_id: S.NoControl, limit: int = Query(S.MAX_HISTORY, ge=1, le=100_000)) -> dict:
+    def user_history(user_id: S.PathId, limit: int = Query(S.MAX_HISTORY, ge=1, le=100_000)) -> dict:
         """The user's last ``limit`` events, oldest first; 404 for a user with no events."""
         return svc.user_history(user_id, limit)
 
     @r.get("/items/{item_id:path}", response_model=S.ItemOut, tags=["items"], dependencies=rd,
            responses=_doc(*read_err, 404, 422))
-    def get_item(item_id: S.NoControl) -> dict:
+    def get_item(item_id: S.PathId) -> dict:
         """An item of the catalog; 404 for unknown and deleted items."""
         return svc.item(item_id)
 
@@ -119,7 +120,7 @@ def build_router(svc: Service, auth: Auth, metrics: Metrics) -> APIRouter:
 
     @r.patch("/items/{item_id:path}", response_model=S.ItemOut, tags=["items"], dependencies=wr,
              responses=_doc(400, 401, 403, 404, 409, 413, 422, 503))
-    def patch_item(item_id: S.NoControl, body: S.ItemPatch) -> dict:
+    def patch_item(item_id: S.PathId, body: S.ItemPatch) -> dict:
         """Change an item's title, brand, categories or text; persisted.
 
         Give only the fields to change. ``brand: null`` clears the brand; ``title``, ``categories``
@@ -129,7 +130,7 @@ def build_router(svc: Service, auth: Auth, metrics: Metrics) -> APIRouter:
 
     @r.delete("/items/{item_id:path}", status_code=204, tags=["items"], dependencies=wr,
               responses=_doc(401, 403, 404, 409, 422, 503))
-    def delete_item(item_id: S.NoControl) -> Response:
+    def delete_item(item_id: S.PathId) -> Response:
         """Delete an item: never recommended again; persisted. Its id cannot be reused."""
         svc.delete_item(item_id)
         return Response(status_code=204)

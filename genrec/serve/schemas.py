@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -18,9 +19,24 @@ MAX_TEXT = 10_000
 
 # Control characters (C0, DEL, C1). PostgreSQL refuses NUL in text (a DataError, so a 500), and
 # none of them belong in an id or a label. Checked by hand rather than with a `pattern`
-# constraint, whose error message would only quote the regex.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_WS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # tab, newline, CR allowed
+# constraint alone, whose error message would only quote the regex; the pattern is still put in
+# the OpenAPI schema so that the schema states the rule.
+_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_BUT_WS_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"  # tab, newline, CR allowed
+# Unicode format characters (category Cf, Unicode 14: soft hyphen, zero-width space/joiners,
+# direction marks, BOM, tags...): invisible, so an id containing one looks like another id.
+# Listed rather than computed from ``unicodedata`` so the rule (and the schema) does not change
+# with the Python version.
+_FORMAT_CLASS = ("\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b-\u200f"
+                 "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+                 "\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+                 "\U000e0020-\U000e007f")
+_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
+_CONTROL_BUT_WS = re.compile(f"[{_CONTROL_BUT_WS_CLASS}]")
+_INVISIBLE = re.compile(f"[{_CONTROL_CLASS}{_FORMAT_CLASS}]")
+ID_PATTERN = f"^[^{_CONTROL_CLASS}{_FORMAT_CLASS}]*$"
+LABEL_PATTERN = f"^[^{_CONTROL_CLASS}]*$"
+TEXT_PATTERN = f"^[^{_CONTROL_BUT_WS_CLASS}]*$"
 
 
 def _refuse(rx: re.Pattern, hint: str = ""):
@@ -28,20 +44,29 @@ def _refuse(rx: re.Pattern, hint: str = ""):
     def check(v: str) -> str:
         m = rx.search(v)
         if m:
-            raise ValueError(f"control character U+{ord(m.group()):04X} at position {m.start()} is not allowed{hint}")
+            c = m.group()
+            kind = "format (invisible) character" if unicodedata.category(c) == "Cf" else "control character"
+            raise ValueError(f"{kind} U+{ord(c):04X} at position {m.start()} is not allowed{hint}")
         return v
     return check
 
 
 no_control = _refuse(_CONTROL)
 no_control_but_whitespace = _refuse(_CONTROL_BUT_WS, " (only tab, newline and carriage return are)")
+visible_id = _refuse(_INVISIBLE, " in an id")
 
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_control)]
-ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_control)]
+def _pattern(p: str) -> Any:
+    return Field(json_schema_extra={"pattern": p})
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(visible_id), _pattern(ID_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=200), AfterValidator(no_control), _pattern(LABEL_PATTERN)]
 HistoryEntry = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE),
-                         AfterValidator(no_control_but_whitespace)]
-NoControl = Annotated[str, AfterValidator(no_control)]  # path and query parameters (user and item ids, prefixes)
+                         AfterValidator(no_control_but_whitespace), _pattern(TEXT_PATTERN)]
+# Path and query parameters: user and item ids (no invisible characters), prefixes.
+PathId = Annotated[str, AfterValidator(visible_id), _pattern(ID_PATTERN)]
+NoControl = Annotated[str, AfterValidator(no_control), _pattern(LABEL_PATTERN)]
 
 
 class _In(BaseModel):
@@ -52,8 +77,13 @@ class _In(BaseModel):
 class RecommendRequest(_In):
     """Give ``user`` (their stored history is used) or ``history`` (item ids or titles), not both."""
 
-    user: Id | None = Field(None, description="A user id; the history is read from the database.")
-    history: list[HistoryEntry] | None = Field(
+    # Exactly one of the two, stated in the schema (oneOf) as well as checked: neither is nullable.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"oneOf": [
+        {"required": ["user"], "not": {"required": ["history"]}},
+        {"required": ["history"], "not": {"required": ["user"]}}]})
+
+    user: Id = Field(None, description="A user id; the history is read from the database.")
+    history: list[HistoryEntry] = Field(
         None, max_length=MAX_HISTORY,
         description="Explicit history, oldest first: item ids or item titles (matched exactly after cleaning).")
     k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
@@ -140,21 +170,43 @@ class RecommendResponse(BaseModel):
 
 
 # -- events --------------------------------------------------------------------------------------
+MAX_UNIX = 7_258_118_400  # 2200-01-01 in Unix seconds
+UnixSeconds = Annotated[float, Field(ge=0, le=MAX_UNIX, allow_inf_nan=False)]
+
+
 class EventIn(_In):
     user: Id
     item: Id
-    time: datetime | None = Field(None, description="ISO 8601 or Unix seconds; default: now. Naive times are UTC.")
+    time: UnixSeconds | datetime | None = Field(
+        None, description="ISO 8601 (naive times are UTC), or Unix seconds from 0 to 7258118400 (1970-2200); "
+                          "default: now. Numbers are never read as milliseconds: a larger number is refused.")
+    event_id: Id | None = Field(None, description="The client's id for this event: a retried event with the same "
+                                                  "id is stored once, and its stored id is returned again.")
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _seconds_only(cls, v: Any) -> Any:
+        """A number (or a numeric string) is Unix seconds; pydantic would read a large one as
+        milliseconds, a guess this refuses."""
+        if isinstance(v, str):
+            try:
+                v = float(v)
+            except ValueError:
+                return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not 0 <= v <= MAX_UNIX:
+                hint = " (milliseconds? divide by 1000)" if MAX_UNIX < v <= MAX_UNIX * 1000 else ""
+                raise ValueError(f"time {v} is not Unix seconds between 0 and {MAX_UNIX} (1970-2200){hint}; "
+                                 "or give ISO 8601")
+            return float(v)
+        return v
 
     @field_validator("time")
     @classmethod
-    def _sane_time(cls, v: datetime | None) -> datetime | None:
-        if v is None:
-            return v
-        if v.tzinfo is None:
-            v = v.replace(tzinfo=timezone.utc)
-        if not (1970 <= v.year <= 2200):
-            raise ValueError("time must be between 1970 and 2200")
-        return v
+    def _as_datetime(cls, v: float | datetime | None) -> datetime | None:
+        if v is None or isinstance(v, datetime):
+            return v if v is None or v.tzinfo is not None else v.replace(tzinfo=timezone.utc)
+        return datetime.fromtimestamp(v, tz=timezone.utc)
 
 
 class EventsIn(_In):
@@ -162,8 +214,10 @@ class EventsIn(_In):
 
 
 class EventsOut(BaseModel):
-    recorded: int
-    event_ids: list[int]
+    recorded: int = Field(..., description="Events stored by this request (retried ones excluded).")
+    event_ids: list[int] = Field(..., description="The stored id of each event, in the request's order "
+                                                  "(for a retried event_id: the id stored the first time).")
+    duplicates: int = Field(0, description="Events whose event_id was already stored (not stored again).")
 
 
 class UserHistory(BaseModel):
@@ -178,10 +232,35 @@ class UserSummary(BaseModel):
     last_time: datetime
 
 
+class UsersPage(BaseModel):
+    users: list[UserSummary]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")
+
+
+# A position in the users list: the last event time (float.hex) and the user id after which a page
+# starts. Every string matching the pattern is a valid position.
+CURSOR_PATTERN = f"^-?0x[01]\\.[0-9a-f]{{0,13}}p[+-][0-9]{{1,3}}:[^{_CONTROL_CLASS}]{{0,200}}$"
+Cursor = Annotated[str, StringConstraints(pattern=CURSOR_PATTERN, max_length=240)]
+
+
 # -- items ---------------------------------------------------------------------------------------
+# A title must keep a letter or digit once HTML tags and entities are removed; the schema states a
+# simpler rule that implies it: a word character before any '<' or '&'.
+TITLE_PATTERN = f"^[^<&{_CONTROL_BUT_WS_CLASS}]*\\w[^{_CONTROL_BUT_WS_CLASS}]*$"
+_TITLE_RX = re.compile(r"^[^<&]*\w")
+
+
+def _title_has_word(v: str) -> str:
+    if not _TITLE_RX.search(v):
+        raise ValueError("a title needs a letter or digit before any '<' or '&' (HTML is stripped from titles)")
+    return v
+
+
 Title = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TITLE),
-                  AfterValidator(no_control_but_whitespace)]
-Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(no_control_but_whitespace)]
+                  AfterValidator(no_control_but_whitespace), AfterValidator(_title_has_word),
+                  _pattern(TITLE_PATTERN)]
+Text = Annotated[str, StringConstraints(max_length=MAX_TEXT), AfterValidator(no_control_but_whitespace),
+                 _pattern(TEXT_PATTERN)]
 Categories = Annotated[list[ShortText], Field(max_length=20)]
 
 
@@ -210,10 +289,12 @@ class ItemPatch(_In):
     """The fields to change; fields left out keep their value. ``brand: null`` clears the brand;
     ``title``, ``categories`` and ``text`` cannot be null (422)."""
 
-    title: Title | None = Field(None, description="Not null.")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    title: Title = Field(None, description="Not null.")
     brand: ShortText | None = Field(None, description="null clears the brand.")
-    categories: Categories | None = Field(None, description="Not null; [] clears them.")
-    text: Text | None = Field(None, description='Not null; "" clears it.')
+    categories: Categories = Field(None, description="Not null; [] clears them.")
+    text: Text = Field(None, description='Not null; "" clears it.')
 
     _title = field_validator("title")(_title_not_blank)
 

@@ -24,25 +24,36 @@ from genrec.errors import GenrecError
 from genrec.serve import schemas as S
 from genrec.serve.batching import Batcher
 from genrec.serve.catalog_state import CatalogState
-from genrec.serve.errors import Conflict, NotFound, Rejected
+from genrec.serve.model_swap import edit_copy, swaps_on_edit
+from genrec.serve.errors import Conflict, NotFound, Rejected, Unavailable
 from genrec.serve.store import ItemRow, Store
 
 log = logging.getLogger("genrec.serve")
 
 
 class Service:
-    """The model, its catalog as changed through the API, and the store; the app's state."""
+    """The model, its catalog as changed through the API, and the store; the app's state.
 
-    def __init__(self, model: Any, store: Store) -> None:
+    Several servers may share one database: every item write names the version of the row it
+    read (optimistic concurrency; :class:`Conflict` when another server changed it since), and
+    each server re-reads the rows changed since its last look, at most every
+    ``refresh_seconds`` on requests and always before a write."""
+
+    def __init__(self, model: Any, store: Store, refresh_seconds: float = 1.0) -> None:
         if getattr(model, "catalog", None) is None:
             raise GenrecError("the model has no catalog: fit or load it before serving")
         self.model, self.store = model, store
         self.name: str = getattr(model, "name", type(model).__name__)
-        self.lock = threading.RLock()
-        self.catalog_lock = threading.RLock()  # taken before ``lock``
+        self.lock = threading.RLock()  # the model: one batched recommend or in-place edit at a time
+        self.catalog_lock = threading.RLock()  # catalog and event writes, and syncs; taken before ``lock``
         self.takes_exclude = _takes_exclude(model)
+        self.swaps = swaps_on_edit(model)
         self.state = CatalogState(lambda: self.model.catalog)
-        self._replay()
+        self.refresh_seconds = refresh_seconds
+        self.seq = 0  # the catalog version this server has applied
+        self.row_seq: dict[str, int] = {}  # the version of each stored item row, as last read
+        self._checked = 0.0
+        self.sync(force=True)
         self.state.reindex_titles()
         self.batcher = Batcher(self._run_batch)
 
@@ -54,35 +65,61 @@ class Service:
                    exclude: frozenset[str]) -> list[tuple]:
         """One model call for several requests (same ``k``, ``exclude_history`` and ``exclude``)."""
         with self.lock:
+            model = self.model
             if self.takes_exclude:
-                recs = self.model.recommend(histories, k=k, exclude_history=exclude_history,
-                                            exclude=self.state.deleted | exclude)
+                recs = model.recommend(histories, k=k, exclude_history=exclude_history,
+                                       exclude=self.state.deleted | exclude)
             else:
-                recs = self.model.recommend(histories, k=k, exclude_history=exclude_history)
+                recs = model.recommend(histories, k=k, exclude_history=exclude_history)
         if len(recs) != len(histories):
             raise GenrecError(f"{self.name}.recommend returned {len(recs)} results for {len(histories)} histories")
         return [(recs.items[n], recs.scores[n], recs.why[n], recs.notes[n]) for n in range(len(histories))]
 
-    # -- catalog ----------------------------------------------------------------------------------
-    def _replay(self) -> None:
-        """Re-apply items added, changed or deleted through the API (restart loses nothing)."""
-        rows = self.store.item_rows()
-        self.state.changed()
-        new = [r for r in rows if r.item_id not in self.catalog]
-        new_ids = {r.item_id for r in new}
-        if new:
-            self.model.add_items([_to_item(r) for r in new])
-        self.state.api_items = frozenset(r.item_id for r in rows if r.origin == "api")
-        self.state.deleted = frozenset(r.item_id for r in rows if r.deleted)
-        if rows:
-            log.info("re-applied %d catalog change(s) from the database (%d new, %d deleted)",
-                     len(rows), len(new), len(self.state.deleted))
-        changed = [_to_item(r) for r in rows if r.item_id not in new_ids]
-        if changed:
-            self.model.update_items(changed)
-        self.state.changed()
+    # -- catalog: staying in step with the database -----------------------------------------------
+    def sync(self, force: bool = False) -> None:
+        """Apply item rows other servers (or this one, before a restart) wrote since ``self.seq``.
+        Without ``force``, looks at most every ``refresh_seconds``."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return
+        self._checked = now
+        if not force:
+            try:
+                if self.store.catalog_seq() == self.seq:
+                    return
+            except Unavailable as e:  # reads go on with the view we have; writes will say 503
+                log.warning("catalog refresh skipped: %s", e)
+                return
+        with self.catalog_lock:
+            rows, seq = self.store.item_rows(since=self.seq)
+            rows = [r for r in rows if self.row_seq.get(r.item_id) != r.seq]  # skip our own writes
+            if rows:
+                self._apply_rows(rows)
+            self.seq = max(self.seq, seq)
 
+    def _apply_rows(self, rows: list[ItemRow]) -> None:
+        new = [r for r in rows if r.item_id not in self.catalog]
+        changed = [r for r in rows if r.item_id in self.catalog]
+        with self.lock:
+            self.state.changed()
+            try:
+                if new:
+                    self.model.add_items([_to_item(r) for r in new])
+                if changed:
+                    self.model.update_items([_to_item(r) for r in changed])
+            finally:
+                self.state.changed()
+        self.state.mark(deleted=[r.item_id for r in rows if r.deleted],
+                        undeleted=[r.item_id for r in rows if not r.deleted],
+                        api=[r.item_id for r in rows if r.origin == "api"])
+        self.row_seq.update({r.item_id: r.seq for r in rows})
+        self.state.reindex_titles()
+        log.info("applied %d catalog change(s) from the database (%d new, %d deleted)",
+                 len(rows), len(new), sum(r.deleted for r in rows))
+
+    # -- catalog: reads and writes ----------------------------------------------------------------
     def item(self, item_id: str) -> dict:
+        self.sync()
         it = self.state.live(item_id)
         if it is None:
             raise NotFound(f"unknown item {item_id!r}" + (" (deleted)" if item_id in self.state.deleted else ""))
@@ -95,24 +132,13 @@ class Service:
     def add_item(self, body: S.ItemIn) -> dict:
         """Add an item in the model and the database; :class:`Conflict` if the id exists (deleted
         ids are not reused)."""
-        row = ItemRow(item_id=body.id, title=body.title, brand=body.brand, categories=list(body.categories),
-                      text=body.text, origin="api")
-        with self.catalog_lock, self.lock:
+        new = Item(id=body.id, title=body.title, brand=body.brand, categories=tuple(body.categories), text=body.text)
+        with self.catalog_lock:
+            self.sync(force=True)
             if body.id in self.catalog:
                 raise Conflict(f"item {body.id!r} already exists"
                                + (" (deleted; ids are not reused)" if body.id in self.state.deleted else ""))
-            self.state.changed()
-            try:
-                with self.store.write() as conn:
-                    self.store.insert_item(conn, row)
-                    with _model_refusal():
-                        self.model.add_items([_to_item(row)])  # raises -> the insert rolls back
-            except BaseException:
-                if body.id in self.catalog:  # added to the model but not committed: hide it
-                    self.state.mark(deleted=[body.id])
-                raise
-            finally:
-                self.state.changed()
+            self._write(new, deleted=False, origin="api", add=True)
             self.state.mark(api=[body.id])
             it = self.catalog[body.id]
             if it.title:
@@ -121,27 +147,75 @@ class Service:
 
     def patch_item(self, item_id: str, patch: S.ItemPatch) -> dict:
         """Change an item in the model and the database, or in neither."""
-        with self.catalog_lock, self.lock:
+        with self.catalog_lock:
+            self.sync(force=True)
             old = self.state.live(item_id)
             if old is None:
                 raise NotFound(f"unknown item {item_id!r}")
-            new = _patched(old, patch)
+            self._write(_patched(old, patch), deleted=False, origin=self.state.source(item_id), old=old)
+            self.state.reindex_titles()
+            return self.item_out(self.catalog[item_id])
+
+    def delete_item(self, item_id: str) -> None:
+        """Delete in the database, then in memory (replacing two references, which cannot fail)."""
+        with self.catalog_lock:
+            self.sync(force=True)
+            it = self.state.live(item_id)
+            if it is None:
+                raise NotFound(f"unknown item {item_id!r}")
+            self._write(it, deleted=True, origin=self.state.source(item_id))
+            self.state.mark(deleted=[item_id])
+            self.state.reindex_titles()
+
+    def _write(self, it: Item, *, deleted: bool, origin: str, add: bool = False, old: Item | None = None) -> None:
+        """Store ``it`` (checking the row's version) and change the model to match, or neither.
+        Caller holds ``catalog_lock``. ``old``: the item before a patch (the model changes);
+        neither ``add`` nor ``old``: the model is not changed (a deletion)."""
+        row = ItemRow(item_id=it.id, title=it.title, brand=it.brand, categories=list(it.categories), text=it.text,
+                      origin=origin, deleted=deleted)
+        expected = self.row_seq.get(it.id)
+        change = (lambda m: m.add_items([it])) if add else (lambda m: m.update_items([it])) if old else None
+        try:
+            if change is not None and self.swaps:
+                edited = edit_copy(self.model)
+                with _model_refusal():
+                    change(edited)  # the slow re-index, off the request path: recommends go on
+                with self.store.write() as conn:
+                    seq = self.store.save_item(conn, row, expected)
+                with self.lock:
+                    self.state.changed()
+                    self.model = edited
+                    self.state.changed()
+            elif change is not None:
+                self._write_in_place(row, expected, change, it, old)
+                seq = self.row_seq[it.id]
+            else:
+                with self.store.write() as conn:
+                    seq = self.store.save_item(conn, row, expected)
+        except Conflict:
+            self.sync(force=True)  # another server wrote first: take its version
+            raise
+        self.row_seq[it.id] = seq
+
+    def _write_in_place(self, row: ItemRow, expected: int | None, change: Any, it: Item, old: Item | None) -> None:
+        with self.lock:
             changing = False
             self.state.changed()
             try:
                 with self.store.write() as conn:
-                    self._save_row(conn, new, deleted=False)
+                    seq = self.store.save_item(conn, row, expected)
                     changing = True
                     with _model_refusal():
-                        self.model.update_items([new])  # raises -> the row rolls back
+                        change(self.model)  # raises -> the row rolls back
+                self.row_seq[it.id] = seq
             except BaseException:
-                if changing:
+                if changing and old is not None:
                     self._restore(old)
+                elif changing and it.id in self.catalog:  # added to the model but not committed: hide it
+                    self.state.mark(deleted=[it.id])
                 raise
             finally:
                 self.state.changed()
-            self.state.reindex_titles()
-            return self.item_out(self.catalog[item_id])
 
     def _restore(self, old: Item) -> None:
         """Put ``old`` back in the model after a failed change (it may have been half applied)."""
@@ -150,36 +224,20 @@ class Service:
         except Exception:  # noqa: BLE001 - the original error is the one to report
             log.exception("could not restore item %r in the model after a failed change", old.id)
 
-    def delete_item(self, item_id: str) -> None:
-        """Delete in the database, then in memory (replacing two references, which cannot fail)."""
-        with self.catalog_lock:
-            it = self.state.live(item_id)
-            if it is None:
-                raise NotFound(f"unknown item {item_id!r}")
-            with self.store.write() as conn:
-                self._save_row(conn, it, deleted=True)
-            self.state.mark(deleted=[item_id])
-            self.state.reindex_titles()
-
-    def _save_row(self, conn: Any, it: Item, deleted: bool) -> None:
-        row = ItemRow(item_id=it.id, title=it.title, brand=it.brand, categories=list(it.categories), text=it.text,
-                      origin=self.state.source(it.id), deleted=deleted)
-        if self.store.get_item_row(conn, it.id) is None:
-            self.store.insert_item(conn, row)
-        else:
-            self.store.update_item(conn, row)
-
     # -- events and users -------------------------------------------------------------------------
     def add_events(self, events: Sequence[S.EventIn]) -> dict:
-        """Store events for live items, all or none: :class:`Rejected` naming unknown or deleted items."""
+        """Store events for live items, all or none: :class:`Rejected` naming unknown or deleted items.
+        A retried event (same ``event_id``) is stored once and answered with its first id."""
         with self.catalog_lock:  # no item is deleted between this check and the insert
+            self.sync()
             bad = sorted({e.item for e in events if self.state.live(e.item) is None})
             if bad:
                 raise Rejected(f"unknown or deleted item id(s): {', '.join(map(repr, bad[:10]))}"
                                + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
             now = time.time()
-            ids = self.store.add_events([(e.user, e.item, e.time.timestamp() if e.time else now) for e in events])
-        return {"recorded": len(ids), "event_ids": ids}
+            ids, stored = self.store.add_events([(e.user, e.item, e.time.timestamp() if e.time else now, e.event_id)
+                                                 for e in events])
+        return {"recorded": stored, "event_ids": ids, "duplicates": len(ids) - stored}
 
     def ref(self, item_id: str, **extra: Any) -> dict:
         it = self.catalog.get(item_id)
@@ -192,8 +250,19 @@ class Service:
         return {"user": user_id, "count": len(rows),
                 "events": [self.ref(r.item_id, time=to_datetime(r.ts), event_id=r.id) for r in rows]}
 
-    def users(self, limit: int, prefix: str) -> list[dict]:
-        return [{"user": u, "events": n, "last_time": to_datetime(t)} for u, n, t in self.store.list_users(limit, prefix)]
+    def users(self, limit: int, prefix: str = "", cursor: str | None = None) -> dict:
+        """A page of users, most recently active first, and the cursor of the next page (``None``
+        on the last). A cursor is ``<last time as float.hex()>:<user id>``, the position after
+        which the page starts."""
+        after = None
+        if cursor:
+            ts, _, uid = cursor.partition(":")
+            after = (float.fromhex(ts), uid)
+        rows = self.store.list_users(limit + 1, prefix, after)
+        page = rows[:limit]
+        nxt = f"{page[-1][2].hex()}:{page[-1][0]}" if len(rows) > limit else None
+        return {"users": [{"user": u, "events": n, "last_time": to_datetime(t)} for u, n, t in page],
+                "next_cursor": nxt}
 
     def health(self) -> dict:
         ok = self.store.ping()
@@ -204,6 +273,7 @@ class Service:
     def recommend(self, req: S.RecommendRequest) -> dict:
         from genrec.serve.recommending import recommend
 
+        self.sync()
         return recommend(self, req)
 
 

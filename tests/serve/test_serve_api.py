@@ -54,7 +54,7 @@ def test_recommend_user_history_and_events(pop_dir, serve_split, db_url):
         r = c.post("/events", json=bad, headers=AUTH)
         assert r.status_code == 422 and "NOPE" in r.json()["detail"]
         assert c.get("/users/alice/history").json()["count"] == 2
-        assert [u["user"] for u in c.get("/users").json()] == ["alice"]
+        assert [u["user"] for u in c.get("/users").json()["users"]] == ["alice"]
 
 
 def test_explicit_history_titles_filters_and_deleted(pop_dir, serve_split, db_url):

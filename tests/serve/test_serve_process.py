@@ -149,3 +149,39 @@ def test_sigkill_mid_run_loses_no_acknowledged_event(tmp_path, pop_dir, serve_sp
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_database_url_from_the_environment_and_start_up_warnings(tmp_path, pop_dir, serve_split):
+    """No --db: GENREC_DB_URL names the database (a password stays out of `ps`). A short token and
+    open reads are warned about at start."""
+    item = popular(serve_split, 1)[0]
+    db_file = tmp_path / "from-env.db"
+    port = _free_port()
+    env = {**os.environ, "GENREC_TOKEN": "short", "GENREC_DB_URL": f"sqlite:///{db_file}", "PYTHONUNBUFFERED": "1"}
+    env.pop("GENREC_PROTECT_READS", None)
+    p = subprocess.Popen([sys.executable, "-m", "genrec.cli", "serve", "--model-dir", str(pop_dir), "--port",
+                          str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            assert p.poll() is None and time.time() < deadline, "server did not start"
+            try:
+                if httpx.get(url + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.post(url + "/events", json={"events": [{"user": "env", "item": item}]},
+                       headers={"Authorization": "Bearer short"}, timeout=10)
+        assert r.status_code == 200
+    finally:
+        p.terminate()
+        p.wait(timeout=15)
+    err = p.stderr.read()
+    assert "GENREC_TOKEN is short" in err and "reads are open" in err, err
+    assert db_file.exists() and not (tmp_path / "genrec.db").exists()
+    import sqlite3
+
+    with sqlite3.connect(db_file) as c:
+        assert c.execute("SELECT count(*) FROM events WHERE user_id = 'env'").fetchone()[0] == 1

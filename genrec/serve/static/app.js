@@ -64,7 +64,7 @@ async function loadInfo() {
 
 async function loadUsers() {
   try {
-    const users = await api("GET", "/users?limit=200");
+    const users = (await api("GET", "/users?limit=200")).users;
     const list = $("user-list");
     list.replaceChildren(...users.map((u) => el("option", {value: u.user}, `${u.events} events`)));
   } catch (e) { /* reads may be protected until a token is given: reloaded when one is typed */ }
