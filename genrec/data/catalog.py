@@ -108,11 +108,16 @@ class Catalog:
 
     # -- change ---------------------------------------------------------------------------------
     def add(self, items: Iterable[Item]) -> list[int]:
-        """Add new items (cold start); returns their new indices. Existing ids are rejected."""
+        """Add new items (cold start); returns their new indices. Existing or repeated ids are
+        rejected before anything is added, so a failed call leaves the catalog as it was."""
+        items = list(items)
+        seen: set[str] = set()
+        for it in items:
+            if it.id in self._index or it.id in seen:
+                raise DataError(f"item id {it.id!r} is already in the catalog")
+            seen.add(it.id)
         new = []
         for it in items:
-            if it.id in self._index:
-                raise DataError(f"item id {it.id!r} is already in the catalog")
             self._index[it.id] = len(self._items)
             self._items.append(_clean(it))
             new.append(self._index[it.id])

@@ -119,8 +119,13 @@ class Recommender:
         return self._own_catalog().add(items)
 
     def update_items(self, items: Iterable) -> None:
-        """Change existing items' fields after fitting (a corrected title, a new brand). Models
-        declaring ``capabilities.text_updates`` override this to re-index the new text."""
+        """Change existing items' fields after fitting (a corrected title, a new brand); an unknown
+        id is a ``KeyError`` naming it, raised before anything changes. Models declaring
+        ``capabilities.text_updates`` override this to re-index the new text."""
+        items = list(items)
+        catalog = self._require_fitted()
+        for it in items:  # all checked first: a bad id leaves the catalog (and the model's index) as it was
+            catalog.index_of(it.id)
         catalog = self._own_catalog()
         for it in items:
             catalog.replace(it)

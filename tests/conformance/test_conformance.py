@@ -210,3 +210,24 @@ def test_declared_extras_work(model, name, demo_loo):
     if caps.scores_all_items:
         enc, _ = model.encode_histories(hists)
         assert np.asarray(model.score(enc)).shape[0] == 2
+
+
+def test_a_bad_batch_of_item_changes_leaves_the_model_unchanged(model, name, demo_loo):
+    from genrec.errors import DataError
+
+    h = _histories(demo_loo, 1)[0]
+    before = model.recommend([h], k=K).items if name != "random" else None
+    n, first = len(model.catalog), model.catalog.ids[0]
+    with pytest.raises(DataError, match=first):
+        model.add_items([Item(id="NEW-OK", title="fine new item"), Item(id=first, title="duplicate id")])
+    with pytest.raises(DataError, match="NEW-TWICE"):
+        model.add_items([Item(id="NEW-TWICE", title="a"), Item(id="NEW-TWICE", title="b")])
+    assert len(model.catalog) == n and "NEW-OK" not in model.catalog
+    old_title = model.catalog[first].title
+    with pytest.raises(KeyError, match="no-such-item"):
+        model.update_items([Item(id=first, title="edited"), Item(id="no-such-item", title="x")])
+    assert model.catalog[first].title == old_title
+    if before is not None:
+        assert model.recommend([h], k=K).items == before, name
+    # and the model still takes a good change afterwards
+    assert model.add_items([Item(id="NEW-OK", title="fine new item")]) == [n]
