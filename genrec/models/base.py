@@ -130,6 +130,18 @@ class Recommender:
         for it in items:
             catalog.replace(it)
 
+    def copy_for_edit(self) -> "Recommender":
+        """A copy that ``add_items``/``update_items`` can change without changing this model (a
+        service edits the copy off the request path and swaps it in). Read-only parts (networks,
+        similarity matrices) are shared; the catalog is copied on the copy's first change. Edits
+        replace fitted attributes rather than mutate them in place; a model whose edits mutate an
+        attribute in place overrides this to copy it."""
+        import copy
+
+        dup = copy.copy(self)
+        dup.__dict__.pop("_owned_catalog", None)
+        return dup
+
     def _own_catalog(self) -> Catalog:
         """The model's catalog, copied once before the first change: ``fit`` shares the split's
         catalog, and adding items to one model must not change the split or other models."""

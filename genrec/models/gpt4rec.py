@@ -197,7 +197,8 @@ class GPT4Rec(QuerySearchRecommender):
     def add_items(self, items: Iterable[Item]) -> list[int]:
         """Add items after fitting; they are searchable (and recommendable) at once."""
         new = super().add_items(items)
-        self._title_ids.extend(self._builder.titles_ids([self.catalog.item_at(j).title for j in new]))
+        # a new list, not extend(): a copy_for_edit() copy shares this one with the served model
+        self._title_ids = self._title_ids + self._builder.titles_ids([self.catalog.item_at(j).title for j in new])
         return new
 
     def update_items(self, items: Iterable[Item]) -> None:

@@ -150,6 +150,14 @@ class QuerySearchRecommender(Recommender):
         return self._generate(histories)
 
     # -- cold start -------------------------------------------------------------------------------
+    def copy_for_edit(self) -> "QuerySearchRecommender":
+        """As the base; the BM25 index, which ``add_items`` extends in place, is copied too."""
+        import copy
+
+        dup = super().copy_for_edit()
+        dup._bm25 = copy.deepcopy(self._bm25)
+        return dup
+
     def add_items(self, items: Iterable[Item]) -> list[int]:
         """Add items after fitting; they are searchable (and recommendable) at once."""
         catalog = self._own_catalog()

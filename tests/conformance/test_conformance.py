@@ -231,3 +231,20 @@ def test_a_bad_batch_of_item_changes_leaves_the_model_unchanged(model, name, dem
         assert model.recommend([h], k=K).items == before, name
     # and the model still takes a good change afterwards
     assert model.add_items([Item(id="NEW-OK", title="fine new item")]) == [n]
+
+
+def test_copy_for_edit_takes_edits_without_changing_the_original(model, name, demo_loo):
+    h = _histories(demo_loo, 1)[0]
+    before = model.recommend([h], k=K).items
+    src = _liked_text(model, h)
+    first = model.catalog.ids[0]
+    old_title = model.catalog[first].title
+    dup = model.copy_for_edit()
+    dup.add_items([Item(id="NEW-CLONE", title=src.title, brand=src.brand, categories=src.categories)])
+    dup.update_items([dataclasses.replace(model.catalog[first], title=src.title)])
+    assert "NEW-CLONE" in dup.catalog and dup.catalog[first].title == src.title
+    assert "NEW-CLONE" not in model.catalog and model.catalog[first].title == old_title
+    if name != "random":  # its generator moves on with every call
+        assert model.recommend([h], k=K).items == before, f"editing {name}'s copy changed the original"
+    if model.capabilities.cold_start_items:
+        assert "NEW-CLONE" in dup.recommend([h], k=K).items[0]
