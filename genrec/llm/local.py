@@ -99,24 +99,33 @@ class HFBackend(BaseBackend):
 
     # -- the three operations ---------------------------------------------------------------------
     def _generate(self, prompts: list[Prompt], params: GenParams) -> list[Answer]:
+        ids = [self.encode(p) for p in prompts]
+        rows = self.generate_ids(ids, params)
+        return [([g for g, _ in row], len(p), sum(g.tokens for g, _ in row)) for p, row in zip(ids, rows)]
+
+    def generate_ids(self, prompts: list[list[int]], params: GenParams) -> list[list[tuple[Generation, list[int]]]]:
+        """Uncached generation from token ids: per prompt, each :class:`Generation` with its new
+        token ids (what the OpenAI-compatible server needs for per-token logprobs)."""
         from genrec.lm.generate import generate_sequences
 
-        ids = [self.encode(p) for p in prompts]
         mode = params.mode()
         beams = max(params.num_beams, params.n) if mode == "beam" else 1
-        seqs = generate_sequences(self.model, self.tokenizer, ids, mode=mode, n=params.n, num_beams=beams,
+        seqs = generate_sequences(self.model, self.tokenizer, prompts, mode=mode, n=params.n, num_beams=beams,
                                   max_new_tokens=params.max_new_tokens, batch_size=self.batch_size,
                                   device=self.device, bf16=self.bf16, temperature=params.temperature or 1.0,
                                   top_p=params.top_p, length_penalty=params.length_penalty, seed=params.seed,
                                   no_repeat_ngram=params.no_repeat_ngram)
-        out: list[Answer] = []
-        for p, rows in zip(ids, seqs):
+        out = []
+        for rows in seqs:
             gens = []
-            for text, score, n_tok, ended in rows:
-                text, stopped = truncate_at_stop(text, params.stop)
+            for text, score, n_tok, ended, new_ids in rows:
+                cut, stopped = truncate_at_stop(text, params.stop)
+                if stopped:  # keep the ids of the text before the stop string
+                    while new_ids and len(self.tokenizer.decode(new_ids, skip_special_tokens=True)) > len(cut):
+                        new_ids = new_ids[:-1]
                 finish = "stop" if ended or stopped or params.max_new_tokens == 0 else "length"
-                gens.append(Generation(text=text, score=float(score), tokens=n_tok, finish_reason=finish))
-            out.append((gens, len(p), sum(g.tokens for g in gens)))
+                gens.append((Generation(text=cut, score=float(score), tokens=n_tok, finish_reason=finish), new_ids))
+            out.append(gens)
         return out
 
     def _context_and_continuations(self, prompt: Prompt, continuations: list[str]) -> tuple[list[int], list[list[int]]]:
@@ -213,16 +222,24 @@ class HFBackend(BaseBackend):
     def token_logprobs(self, ids: list[int]) -> list[float | None]:
         """Log-probability of each token given the ones before it (None for the first), one
         forward pass (what ``/completions`` with ``echo`` and ``logprobs`` returns)."""
+        return [None] + [lp for lp, _ in self.position_logprobs(ids, 1, 0)] if ids else []
+
+    def position_logprobs(self, ids: list[int], start: int, k: int) -> list[tuple[float, list[tuple[str, float]]]]:
+        """For each position ``i >= start`` (>= 1) of ``ids``: the log-probability of ``ids[i]``
+        given ``ids[:i]`` and the ``k`` most likely tokens there (:meth:`top_tokens`); one
+        forward pass."""
         import torch
 
         from genrec.torch_utils import autocast
 
-        if not ids:
+        start = max(int(start), 1)
+        if len(ids) <= start:
             return []
         with torch.inference_mode(), autocast(self.device, self.bf16):
             logits = self.model(input_ids=torch.tensor([ids], device=self.device)).logits[0].float()
-        logp = torch.log_softmax(logits[:-1], -1).gather(-1, torch.tensor(ids[1:], device=self.device)[:, None])
-        return [None] + [float(v) for v in logp[:, 0].tolist()]
+        logp = torch.log_softmax(logits[start - 1:-1], -1).cpu()
+        picked = logp.gather(-1, torch.tensor(ids[start:])[:, None])[:, 0].tolist()
+        return [(float(v), self.top_tokens(logp[r], k) if k > 0 else []) for r, v in enumerate(picked)]
 
     def top_tokens(self, logp_row, k: int) -> list[tuple[str, float]]:
         """The ``k`` most likely next tokens of one row of :meth:`next_token_logprobs`, as

@@ -25,7 +25,7 @@ def generate_queries(model, tokenizer, prompts: Sequence[Sequence[int]], num_que
                               max_new_tokens=max_new_tokens, batch_size=batch_size, device=device, bf16=bf16,
                               temperature=temperature, top_p=top_p, length_penalty=length_penalty, seed=seed,
                               share_prefill=share_prefill, no_repeat_ngram=no_repeat_ngram)
-    return [distinct_queries([(t, sc) for t, sc, _, _ in rows], num_queries) for rows in seqs]
+    return [distinct_queries([(t, sc) for t, sc, *_ in rows], num_queries) for rows in seqs]
 
 
 def distinct_queries(seqs: Sequence[tuple[str, float]], limit: int) -> list[tuple[str, float]]:
@@ -43,9 +43,9 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
                        num_beams: int = 1, max_new_tokens: int = 20, batch_size: int = 64, device=None,
                        bf16: bool | str = "auto", temperature: float = 1.0, top_p: float = 0.95,
                        length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True,
-                       no_repeat_ngram: int = 0) -> list[list[tuple[str, float, int, bool]]]:
-    """For each prompt (token ids), its generated sequences as ``(text, score, new tokens, ended
-    with EOS)``, in the order transformers returns them (beams best first): ``n`` per prompt (1
+                       no_repeat_ngram: int = 0) -> list[list[tuple[str, float, int, bool, list[int]]]]:
+    """For each prompt (token ids), its generated sequences as ``(text, score, number of new
+    tokens, ended with EOS, the new token ids up to and including EOS)``, in the order transformers returns them (beams best first): ``n`` per prompt (1
     for greedy; for beam search ``n <= num_beams``). Beam scores are the length-normalised
     log-probabilities of transformers' beam search; greedy, branch and sampled sequences are scored
     by their mean token log-probability. Sampling seeds torch's global RNG with ``seed`` once.
@@ -84,7 +84,7 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
     if mode == "branch":
         n_ret = min(n, len(tokenizer) - 2)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    out: list[list[tuple[str, float, int, bool]]] = [[] for _ in prompts]
+    out: list[list[tuple[str, float, int, bool, list[int]]]] = [[] for _ in prompts]
     if mode == "sample":
         torch.manual_seed(seed)
     for start in range(0, len(order), batch_size):
@@ -143,7 +143,8 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
             scores = (trans.sum(1) / valid.sum(1).clamp(min=1)).tolist()
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
         for r, i in enumerate(idx):
-            out[i] = [(texts[j], scores[j], int(lengths[j]), bool(ended[j])) for j in range(r * n_ret, (r + 1) * n_ret)]
+            out[i] = [(texts[j], scores[j], int(lengths[j]), bool(ended[j]), new[j][valid[j]].tolist())
+                      for j in range(r * n_ret, (r + 1) * n_ret)]
     return out
 
 

@@ -8,31 +8,20 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from genrec.models.gpt4rec import GPT4Rec  # noqa: E402
-from genrec.prompts import gpt4rec_template  # noqa: E402
-from genrec.prompts.tokens import PromptBuilder  # noqa: E402
 
 from . import gpt4rec_golden as G  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def trained():
-    from genrec.data.loaders.demo import make_demo_shop
-
-    catalog = make_demo_shop(n_users=400, items_per_type=12, seed=3).catalog
-    model, tok, builder = G.tiny_trained_model(catalog.titles, gpt4rec_template().words(), PromptBuilder)
-    return catalog, model, tok, builder
-
-
-def test_prompts_are_identical(trained):
-    catalog, _, _, builder = trained
+def test_prompts_are_identical(trained_tiny):
+    catalog, _, _, builder = trained_tiny
     golden = json.loads(G.GOLDEN.read_text())
     assert G.prompts(builder, catalog.titles) == golden["prompts"]
 
 
 @pytest.mark.parametrize("mode", list(G.MODES))
-def test_queries_through_the_backend_are_identical(trained, mode, monkeypatch):
+def test_queries_through_the_backend_are_identical(trained_tiny, mode, monkeypatch):
     monkeypatch.setenv("GENREC_BF16", "0")  # the golden file was made in fp32
-    catalog, model, tok, builder = trained
+    catalog, model, tok, builder = trained_tiny
     m = GPT4Rec(lm="tiny", num_queries=4, max_new_tokens=10, gen_batch_size=2, decode=mode, device="cpu",
                 seed=G.MODES[mode].get("seed", 0))
     m.catalog, m._model, m._tok, m._builder, m._device = catalog, model, tok, builder, torch.device("cpu")
