@@ -5,12 +5,18 @@ Heavy libraries are imported inside the commands, so ``genrec --help`` starts fa
 
 from __future__ import annotations
 
+import inspect
+import json
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
+
+from genrec.cli_support import (WHICH, UsageError, check_choice, check_data_args, check_positive, describe_preset, fit_seed,
+                                parse_ks, presets_help, resolve_history, set_threads, thread_params)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Generative (LM-based) and classical recommenders on one evaluation harness.")
@@ -20,9 +26,14 @@ app.add_typer(datasets_app, name="datasets")
 DatasetOpt = typer.Option("demo", "--dataset", "-d", help="Dataset name (see `genrec datasets list`).")
 DataDirOpt = typer.Option(None, "--data-dir", help="Folder with the dataset's files (or a parent of <name>/).")
 SplitOpt = typer.Option(None, "--split", "-s", help="user (GPT4Rec), loo (leave-one-out) or temporal; default per dataset.")
-PreOpt = typer.Option(None, "--preprocess", help="gpt4rec, standard or none; default: gpt4rec for the user split, standard otherwise.")
+PreOpt = typer.Option(None, "--preprocess", help="Preprocessing preset; default: gpt4rec for the user split, "
+                      "standard otherwise. " + presets_help() + ".")
 SeedOpt = typer.Option(0, "--seed", help="Seed of the split and the models.")
-ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter key=value (JSON value), or model.key=value for one model; repeatable.")
+ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter key=value (JSON value), or model.key=value for "
+                        "one model; repeatable. `genrec models show NAME` lists them.")
+ThreadsOpt = typer.Option(None, "--threads", help="Threads for torch, BLAS/OpenMP and numba, and for models "
+                          "that take threads/num_threads (--param threads=N does the same).")
+MinRatingOpt = typer.Option(None, "--min-rating", help="MovieLens: keep only ratings >= this (default: every rating).")
 
 
 def _fail(msg: str) -> None:
@@ -30,27 +41,45 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def parse_params(params: list[str] | None, model: str) -> dict[str, Any]:
-    """``--param`` pairs for ``model``; a malformed pair is a usage error."""
-    from genrec.models.registry import parse_params as parse
+def _models_checked(names: list[str], params: list[str] | None, seed: int, threads: int | None) -> list:
+    """Construct the named models from ``--param`` pairs before any data is loaded: unknown names,
+    keys, types and ranges are usage errors. ``threads=N`` without a model prefix is --threads."""
+    from genrec.models.registry import create, resolve_params
 
-    try:
-        return parse(params, model)
-    except ValueError as e:
-        _fail(f"--param: {e}")
+    check_positive("--threads", threads)
+    given = resolve_params(params, names, global_keys=("threads",))
+    if "threads" in given[""]:
+        t = given[""]["threads"]
+        if isinstance(t, bool) or not isinstance(t, int) or t < 1:
+            raise UsageError(f"--param threads={t!r}: threads must be a positive integer")
+        threads = t
+    set_threads(threads)
+    thread_params(names, threads, given)
+    return [create(n, **fit_seed(n, given[n], seed)) for n in names]
 
 
-def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False,
-                cold_items: float = 0.0):
-    from genrec.data.registry import load_dataset, spec
-    from genrec.data.splits import make_split
+def _default_preset(dataset: str, split: str | None) -> tuple[str, str]:
+    from genrec.data.registry import spec
 
     s = spec(dataset)
     split = split or s.default_split
-    pre = preprocess or s.default_preprocess.get(split, "standard")
+    return split, s.default_preprocess.get(split, "standard")
+
+
+def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False,
+                cold_items: float = 0.0, min_rating: float | None = None):
+    from genrec.data.registry import load_dataset
+    from genrec.data.splits import make_split
+
+    check_data_args(dataset, split, preprocess, min_rating)
+    split, default_pre = _default_preset(dataset, split)
+    pre = preprocess or default_pre
     t = time.perf_counter()
-    ds = load_dataset(dataset, data_dir, preprocess=pre, download=download)
+    kw = {} if min_rating is None else {"min_rating": min_rating}
+    ds = load_dataset(dataset, data_dir, preprocess=pre, download=download, **kw)
     sp = make_split(ds, split, seed=seed, cold_items=cold_items)
+    if min_rating is not None:
+        sp.info["min_rating"] = min_rating
     typer.echo(f"{dataset}{' (SYNTHETIC)' if ds.synthetic else ''}: {len(ds.sequences):,} users, "
                f"{len(ds.catalog):,} items, {ds.sequences.num_interactions():,} interactions after "
                f"'{pre}' preprocessing; split '{split}' (seed {seed}): {len(sp.train):,} training users, "
@@ -58,38 +87,51 @@ def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | Non
     return sp
 
 
-def _fit(name: str, sp, params: dict, seed: int):
+def _fit(model, sp):
     from genrec.eval.runcard import reset_peak_memory
-    from genrec.models.registry import create, model_class
-    import inspect
 
-    if "seed" in inspect.signature(model_class(name).__init__).parameters and "seed" not in params:
-        params = {**params, "seed": seed}
-    model = create(name, **params)
-    reset_peak_memory(f"{name}'s fit started")  # the run card's peak is then this model's, not an earlier one's
+    reset_peak_memory(f"{model.name}'s fit started")  # the run card's peak is then this model's, not an earlier one's
     t = time.perf_counter()
     model.fit(sp)
     return model, time.perf_counter() - t
+
+
+def _print_reports(reports, fit_secs: list) -> str:
+    """The table, then what a reader must know (leakage, unreachable targets), then one line per
+    model on what happened in training. Returns the text written to table.md."""
+    from genrec.eval.report import fit_line, markdown_table
+
+    table = markdown_table(reports)
+    lines = [n for r in reports for n in r.notes()]
+    lines += [fit_line(r.model, r.run_card.get("fit_info"), s) for r, s in zip(reports, fit_secs)]
+    text = table + "".join("\n" + ln for ln in lines)
+    typer.echo(text)
+    return text
 
 
 @app.command()
 def quickstart(dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt,
                models: str = typer.Option("gpt4rec,title-bm25,itemknn,pop", "--models", help="Comma-separated models to train."),
                seed: int = SeedOpt, users: int = typer.Option(2, help="How many users to show."),
-               param: Optional[list[str]] = ParamOpt) -> None:
+               param: Optional[list[str]] = ParamOpt, threads: Optional[int] = ThreadsOpt) -> None:
     """Load data, train models, print their evaluation table and recommendations for a few users."""
     from genrec.eval.evaluate import evaluate
-    from genrec.eval.report import markdown_table
 
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    check_positive("--users", users, 0)
+    if not names:
+        _fail(f"--models {models!r}: no model named")
+    built = _models_checked(names, param, seed, threads)
     sp = _load_split(dataset, data_dir, None, None, seed)
-    reports, fitted = [], []
-    for name in [m.strip() for m in models.split(",") if m.strip()]:
-        typer.echo(f"training {name} ...", err=True)
-        model, secs = _fit(name, sp, parse_params(param, name), seed)
+    reports, fitted, secs_all = [], [], []
+    for model in built:
+        typer.echo(f"training {model.name} ...", err=True)
+        model, secs = _fit(model, sp)
         reports.append(evaluate(model, sp, fit_seconds=secs))
         fitted.append(model)
+        secs_all.append(secs)
     typer.echo("\nTest-set evaluation (full ranking over every item):\n")
-    typer.echo(markdown_table(reports))
+    _print_reports(reports, secs_all)
     for case in sp.test[:users]:
         typer.echo(f"\nUser {case.user}: history (oldest first)")
         for i in case.history:
@@ -141,7 +183,12 @@ def datasets_list() -> None:
 
 @datasets_app.command("stats")
 def datasets_stats(name: str, data_dir: Optional[Path] = DataDirOpt,
-                   preprocess: str = typer.Option("gpt4rec", "--preprocess"),
+                   preprocess: Optional[str] = typer.Option(
+                       None, "--preprocess", help="Preset to apply; default: the one `genrec evaluate` uses for the "
+                       "split (see --split). " + presets_help() + "."),
+                   split: Optional[str] = typer.Option(None, "--split", "-s", help="Pick the preset `evaluate --split` "
+                                                       "would use; default: the dataset's default split."),
+                   min_rating: Optional[float] = MinRatingOpt,
                    download: bool = typer.Option(False, "--download")) -> None:
     """Users, items, interactions and sequence lengths before and after preprocessing."""
     from dataclasses import replace
@@ -149,7 +196,13 @@ def datasets_stats(name: str, data_dir: Optional[Path] = DataDirOpt,
     from genrec.data.dataset import preset
     from genrec.data.registry import load_dataset
 
-    raw = load_dataset(name, data_dir, download=download)
+    check_data_args(name, split, preprocess, min_rating)
+    eval_split, default_pre = _default_preset(name, split)
+    preprocess = preprocess or default_pre
+    typer.echo(f"preset '{preprocess}' ({describe_preset(preset(preprocess))})"
+               + (f"; `genrec evaluate -d {name} -s {eval_split}` uses '{default_pre}'"
+                  if preprocess != default_pre else f": what `genrec evaluate -d {name} -s {eval_split}` uses"))
+    raw = load_dataset(name, data_dir, download=download, **({} if min_rating is None else {"min_rating": min_rating}))
     p = preset(preprocess)
     done = raw.preprocess(p)
     rows = [("raw", raw.stats()), (f"after '{preprocess}'", done.stats())]
@@ -168,15 +221,49 @@ def datasets_stats(name: str, data_dir: Optional[Path] = DataDirOpt,
                    "Table 2 counts users, items and interactions there and the average length after truncation")
 
 
+models_app = typer.Typer(invoke_without_command=True, help="List models, or show one model's parameters.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context) -> None:
+    """The registered models, one line each (`genrec models show NAME` for parameters)."""
+    if ctx.invoked_subcommand is None:
+        from genrec.models.registry import DESCRIPTIONS, MODELS
+
+        for n in MODELS:
+            typer.echo(f"{n:16s} {DESCRIPTIONS.get(n, '')}")
+
+
+@models_app.command("show")
+def models_show(name: str) -> None:
+    """Each parameter of model NAME: default, type and a line of help (set with --param NAME.key=value)."""
+    from genrec.models.params import param_infos
+    from genrec.models.registry import DESCRIPTIONS
+
+    infos = param_infos(name)
+    typer.echo(f"{name}: {DESCRIPTIONS.get(name, '')}")
+    if not infos:
+        typer.echo("  (no parameters)")
+    for p in infos:
+        default = "required" if p.default is inspect.Parameter.empty else json.dumps(p.default, default=str)
+        rng = f" [{p.range.describe()}]" if p.range else ""
+        typer.echo(f"  {p.name:22s} {default:12s} {p.type_name:14s} {p.help or '(no help)'}{rng}")
+
+
 @app.command()
 def train(model: str = typer.Option(..., "--model", "-m"), dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt,
           split: Optional[str] = SplitOpt, preprocess: Optional[str] = PreOpt, seed: int = SeedOpt,
           param: Optional[list[str]] = ParamOpt,
           out: Path = typer.Option(..., "--out", "-o", help="Folder to save the trained model in."),
-          evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate")) -> None:
-    """Train a model on a split and save it (a folder `genrec serve` and `recommend` can load)."""
-    sp = _load_split(dataset, data_dir, split, preprocess, seed)
-    m, secs = _fit(model, sp, parse_params(param, model), seed)
+          evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate"),
+          min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt) -> None:
+    """Train a model on a split and save it (a folder `genrec serve` and `recommend` can load).
+    The folder records what it was trained on, so `evaluate --model-dir` refuses its training data."""
+    check_data_args(dataset, split, preprocess, min_rating)
+    (built,) = _models_checked([model], param, seed, threads)
+    sp = _load_split(dataset, data_dir, split, preprocess, seed, min_rating=min_rating)
+    m, secs = _fit(built, sp)
     m.save(out)
     typer.echo(f"trained {model} in {secs:.1f} s; saved to {out}", err=True)
     if evaluate_after:
@@ -184,43 +271,68 @@ def train(model: str = typer.Option(..., "--model", "-m"), dataset: str = Datase
 
         rep = evaluate(m, sp, fit_seconds=secs)
         rep.save(out / "evaluation")
-        typer.echo(rep.markdown())
+        _print_reports([rep], [secs])
+    else:
+        from genrec.eval.report import fit_line
+
+        typer.echo(fit_line(m.name, m.fit_info_, secs))
 
 
 @app.command("evaluate")
 def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Model name; repeat for one table of several."),
-                 model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Evaluate a saved model instead."),
+                 model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Evaluate a saved model instead; it "
+                                                          "must not have been trained on the evaluated targets."),
                  dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt, split: Optional[str] = SplitOpt,
                  preprocess: Optional[str] = PreOpt, seed: int = SeedOpt, param: Optional[list[str]] = ParamOpt,
-                 ks: str = typer.Option("5,10,20,40", "--ks"), which: str = typer.Option("test", "--on", help="test or valid"),
+                 ks: str = typer.Option("5,10,20,40", "--ks", help="Comma-separated cut-offs K."),
+                 which: str = typer.Option("test", "--on", help="test or valid"),
                  max_cases: Optional[int] = typer.Option(None, "--max-cases", help="Evaluate a seeded sample of cases."),
-                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json, cases and table.md."),
-                 cold_items: float = typer.Option(0.0, "--cold-items", help="Hold out this fraction of items from "
-                                                  "training and evaluate only cases whose target is one of them."),
+                 out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for metrics.json, cases "
+                                                    "(rank and why per case) and table.md."),
+                 cold_items: float = typer.Option(0.0, "--cold-items",
+                                                  help="Hold out this fraction of items from training and evaluate "
+                                                  "only cases whose target is one of them."),
+                 allow_leak: bool = typer.Option(False, "--allow-leak", help="Evaluate a --model-dir model even on "
+                                                 "targets it was trained on; the report then says LEAKED."),
+                 min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt,
                  download: bool = typer.Option(False, "--download")) -> None:
     """Fit (or load) models and evaluate them on one split, printing one table."""
     from genrec.eval.evaluate import evaluate
-    from genrec.eval.report import markdown_table
+    from genrec.eval.provenance import LeakedEvaluationError
 
     if not model and not model_dir:
         _fail("give --model NAME (repeatable) or --model-dir PATH")
-    sp = _load_split(dataset, data_dir, split, preprocess, seed, download, cold_items)
-    eval_sp = sp.cold_view() if cold_items else sp
-    k_list = [int(k) for k in ks.split(",")]
-    reports = []
+    k_list = parse_ks(ks)
+    check_choice("--on", which, WHICH)
+    check_positive("--max-cases", max_cases)
+    if not 0 <= cold_items < 1:
+        raise UsageError(f"--cold-items {cold_items:g}: must be a fraction in [0, 1)")
+    check_data_args(dataset, split, preprocess, min_rating)
+    built = _models_checked(list(model or []), param, seed, threads)
+    loaded = None
     if model_dir:
         from genrec.models.registry import load_model
 
-        reports.append(evaluate(load_model(model_dir), eval_sp, k_list, which=which, max_cases=max_cases, seed=seed))
-    for name in model or []:
-        m, secs = _fit(name, sp, parse_params(param, name), seed)
-        reports.append(evaluate(m, eval_sp, k_list, which=which, max_cases=max_cases, seed=seed, fit_seconds=secs))
-    table = markdown_table(reports)
-    typer.echo(table)
+        loaded = load_model(model_dir)
+    sp = _load_split(dataset, data_dir, split, preprocess, seed, download, cold_items, min_rating)
+    eval_sp = sp.cold_view() if cold_items else sp
+    reports, secs_all = [], []
+    kw = dict(which=which, max_cases=max_cases, seed=seed)
+    try:
+        if loaded is not None:
+            reports.append(evaluate(loaded, eval_sp, k_list, allow_leak=allow_leak, **kw))
+            secs_all.append(None)
+        for m in built:
+            m, secs = _fit(m, sp)
+            reports.append(evaluate(m, eval_sp, k_list, fit_seconds=secs, allow_leak=allow_leak, **kw))
+            secs_all.append(secs)
+    except LeakedEvaluationError as e:
+        _fail(f"{'--model-dir ' + str(model_dir) + ': ' if loaded is not None else ''}{e}")
+    text = _print_reports(reports, secs_all)
     if out:
         for r in reports:
             r.save(out / r.model)
-        (out / "table.md").write_text(table + "\n")
+        (out / "table.md").write_text(text + "\n")
 
 
 @app.command()
@@ -228,24 +340,35 @@ def recommend(model_dir: Optional[Path] = typer.Option(None, "--model-dir", help
               model: Optional[str] = typer.Option(None, "--model", "-m", help="Fit this model on the split instead."),
               dataset: str = DatasetOpt, data_dir: Optional[Path] = DataDirOpt, split: Optional[str] = SplitOpt,
               preprocess: Optional[str] = PreOpt, seed: int = SeedOpt, param: Optional[list[str]] = ParamOpt,
-              history: Optional[str] = typer.Option(None, "--history", help="Comma-separated item ids, oldest first; "
-                                                    "with --model, default: the first test user's history."),
-              k: int = typer.Option(10, "-k")) -> None:
+              history: Optional[str] = typer.Option(None, "--history", help="Comma-separated item ids or titles "
+                                                    "(exact, any case), oldest first; with --model, default: the "
+                                                    "first test user's history."),
+              k: int = typer.Option(10, "-k", help="How many items to recommend."),
+              min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt) -> None:
     """Recommend for a history with a saved model (--model-dir) or one fitted now (--model): items and why."""
     if bool(model) == bool(model_dir):
         _fail("give exactly one of --model NAME or --model-dir PATH")
-    h = [x.strip() for x in (history or "").split(",") if x.strip()]
+    check_positive("-k", k)
+    if model_dir and not (history or "").strip():
+        _fail("--history: recommend needs a history: item ids or titles, comma-separated, oldest first")
     if model_dir:
         from genrec.models.registry import load_model
 
         m = load_model(model_dir)
     else:
-        sp = _load_split(dataset, data_dir, split, preprocess, seed)
-        m, secs = _fit(model, sp, parse_params(param, model), seed)
+        check_data_args(dataset, split, preprocess, min_rating)
+        (built,) = _models_checked([model], param, seed, threads)
+        sp = _load_split(dataset, data_dir, split, preprocess, seed, min_rating=min_rating)
+        m, secs = _fit(built, sp)
         typer.echo(f"trained {model} in {secs:.1f} s", err=True)
         if history is None and sp.test:
-            h = list(sp.test[0].history)
+            history = ",".join(sp.test[0].history)
             typer.echo(f"history of test user {sp.test[0].user} (split '{sp.protocol}'):")
+        elif not (history or "").strip():
+            _fail("--history: recommend needs a history: item ids or titles, comma-separated, oldest first")
+    h, said = resolve_history(history, m.catalog)
+    for line in said:
+        typer.echo(f"   {line}")
     _print_history_and_recs(m, h, k)
 
 
@@ -275,14 +398,45 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
         open_writes=open_writes or None)
 
 
-def main() -> None:
+def _click_exceptions():
+    try:  # typer >= 0.26 vendors click
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``genrec`` command. Usage errors, bad parameters and genrec's own errors print one line
+    (``error: ...``) and exit with code 2; never a traceback."""
     from genrec.errors import GenrecError
 
+    click = _click_exceptions()
+
     try:
-        app()
-    except (GenrecError, FileNotFoundError) as e:
-        typer.secho(f"error: {e}", fg="red", err=True)
+        rc = app(args=argv, prog_name="genrec", standalone_mode=False)
+    except getattr(click, "NoArgsIsHelpError", ()) as e:
+        typer.echo(e.format_message(), err=True)
         sys.exit(2)
+    except click.UsageError as e:
+        where = f"{e.ctx.command_path}: " if e.ctx is not None else ""
+        cause = getattr(e.__cause__, "errors", None)  # typer's pydantic coercion knows the bad value
+        got = f" (got {cause()[0]['input']!r})" if callable(cause) and cause() and "input" in cause()[0] else ""
+        typer.secho(f"error: {where}{' '.join(e.format_message().split())}{got}", fg="red", err=True)
+        sys.exit(2)
+    except click.ClickException as e:
+        typer.secho(f"error: {' '.join(e.format_message().split())}", fg="red", err=True)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.secho("aborted", fg="red", err=True)
+        sys.exit(1)
+    except (GenrecError, ValueError, FileNotFoundError) as e:  # ParamError and constructors' checks are ValueErrors
+        if os.environ.get("GENREC_DEBUG"):
+            raise
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        typer.secho(f"error: {msg}", fg="red", err=True)
+        sys.exit(2)
+    sys.exit(rc or 0)
 
 
 if __name__ == "__main__":

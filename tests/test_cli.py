@@ -48,8 +48,10 @@ def test_train_then_recommend_and_evaluate_saved(tmp_path):
     genrec("train", "--model", "pop", "--split", "loo", "--out", str(out))
     assert (out / "genrec_model.json").is_file() and (out / "evaluation" / "metrics.json").is_file()
     first = json.loads((out / "catalog.jsonl").read_text().splitlines()[0])["id"]
-    r = genrec("recommend", "--model-dir", str(out), "--history", f"{first},unknown-id", "-k", "3")
-    assert " 1. " in r.stdout and "unknown item id" in r.stdout
+    r = genrec("recommend", "--model-dir", str(out), "--history", first, "-k", "3")
+    assert " 1. " in r.stdout and " 4. " not in r.stdout
+    r = genrec("recommend", "--model-dir", str(out), "--history", f"{first},unknown-id", "-k", "3", check=False)
+    assert r.returncode == 2 and "'unknown-id' is neither an item id nor a title" in r.stderr
     r = genrec("evaluate", "--model-dir", str(out), "--split", "loo", "--ks", "10", "--out", str(tmp_path / "ev"))
     assert "| pop |" in r.stdout and (tmp_path / "ev" / "table.md").is_file()
 
@@ -74,8 +76,8 @@ def test_recommend_fits_a_named_model_then_recommends():
     assert " 4. " in out and " 5. " not in out
     # max_len=4 keeps the last 3 items; demo histories are longer, and the note says so
     assert "note: long history: only the most recent 3 items were used" in out
-    r = genrec("recommend", "--model", "pop", "--history", "D00589,nope", "-k", "2")
-    assert "had: " in r.stdout and "pop recommends:" in r.stdout and "unknown item id" in r.stdout
+    r = genrec("recommend", "--model", "pop", "--history", "D00589", "-k", "2")
+    assert "had: " in r.stdout and "pop recommends:" in r.stdout
     assert "history of test user" not in r.stdout
     r = genrec("recommend", check=False)
     assert r.returncode == 2 and "exactly one of --model NAME or --model-dir PATH" in r.stderr

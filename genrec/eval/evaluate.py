@@ -8,7 +8,9 @@ from typing import Sequence
 import numpy as np
 
 from genrec.core.capabilities import capabilities_of
+from genrec.core.why import as_why
 from genrec.data.splits import Case, Split
+from genrec.eval import provenance as P
 from genrec.eval import metrics as M
 from genrec.eval.report import Report
 from genrec.eval.runcard import Timer, machine, package_versions, peak_memory_mb, peak_memory_scope
@@ -28,13 +30,21 @@ def item_attributes(catalog, attribute: str) -> dict[str, set]:
 def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str = "test",
              batch_size: int = 512, progress: bool = True, exclude_history: bool = True,
              attributes: Sequence[str] = ("categories", "brand"), sampled_negatives: int | None = None,
-             max_cases: int | None = None, seed: int = 0, fit_seconds: float | None = None) -> Report:
+             max_cases: int | None = None, seed: int = 0, fit_seconds: float | None = None,
+             allow_leak: bool = False) -> Report:
     """Evaluate a fitted ``model`` on ``split``'s ``which`` cases.
 
     Full ranking over the whole catalog is the default. ``sampled_negatives=N`` ranks each target
     among N sampled non-history items instead (only for models that score every item); it
     inflates numbers and is not comparable with full ranking, so it warns.
     A model declaring ``capabilities.per_k_lists`` (``recommend_for_ks``: one list per K) is evaluated per K.
+
+    Before ranking, the cases are checked against what the model was trained on
+    (:mod:`genrec.eval.provenance`): targets it trained on for that user raise
+    :class:`~genrec.eval.provenance.LeakedEvaluationError` unless ``allow_leak`` (the report is
+    then marked LEAKED), and so does a split whose targets the model mostly does not know.
+    Targets already in their history can never be hit when ``exclude_history``; the run card
+    counts them (``unreachable_targets``).
     """
     ks = sorted(set(int(k) for k in ks))
     if not ks or ks[0] <= 0:
@@ -45,6 +55,17 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         cases = [cases[i] for i in sorted(rng.choice(len(cases), max_cases, replace=False))]
     if not cases:
         raise ValueError(f"the split has no {which} cases")
+    model_name = getattr(model, "name", type(model).__name__)
+    leak = P.check_cases(model, split, cases)
+    if leak.unknown_targets * 2 > len(cases):
+        trained = leak.trained_on or {}
+        raise P.LeakedEvaluationError(
+            f"{model_name} does not know {leak.unknown_targets:,} of the {len(cases):,} {which} target items (its catalog "
+            f"has {len(model.catalog):,} items{', from dataset ' + repr(trained.get('dataset')) if trained else ''}; "
+            f"evaluating on {split.info.get('dataset')!r}): its scores would be meaningless zeros")
+    if leak.status == "LEAKED" and not allow_leak:
+        raise P.LeakedEvaluationError(leak.message(model_name, which))
+    unreachable = sum(1 for c in cases if c.target in c.history) if exclude_history else 0
     max_k = ks[-1]
     ranks = np.zeros(len(cases), dtype=np.int64)
     # Models whose top-K list depends on K (GPT4Rec's merge gives each query K/m slots, so its
@@ -92,8 +113,10 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     elif lists:
         _attribute_metrics(table, split.catalog, cases, lists, ks, attributes)
     per_case = [{"user": c.user, "target": c.target, "rank": int(r)} for c, r in zip(cases, ranks)]
+    for row, w in zip(per_case, whys):
+        row["why"] = _why_dict(w)
     card = {
-        "model": getattr(model, "name", type(model).__name__),
+        "model": model_name,
         "params": model.get_params() if hasattr(model, "get_params") else {},
         "split": split.describe(),
         "evaluated": which,
@@ -102,12 +125,24 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         "exclude_history": exclude_history,
         "eval_seconds": round(t.seconds, 3),
         "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
+        "fit_info": getattr(model, "fit_info_", None),
+        "unreachable_targets": unreachable,
+        "leakage": leak.to_dict(),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "peak_memory_scope": peak_memory_scope(),
         "versions": package_versions(),
         "machine": machine(),
     }
     return Report(card["model"], table, per_case, card, whys=whys, lists=lists)
+
+
+def _why_dict(w) -> dict | None:
+    """A case's ``why`` as JSON (None when the model gave none)."""
+    try:
+        why = as_why(w)
+    except TypeError:  # a model outside the Why contract: keep what it said, as text
+        return {"extra": {"raw": str(w)}}
+    return None if why.is_empty() else why.to_dict()
 
 
 def _ranks(cases: list[Case], lists: list[list[str]]) -> np.ndarray:

@@ -81,6 +81,18 @@ class Recommender:
     name: ClassVar[str] = "base"
     capabilities: ClassVar[Capabilities] = Capabilities()
     catalog: Catalog | None = None
+    #: What happened in the last ``fit``, filled by models that know (the torch trainer does), read
+    #: by run cards and printed by the CLI; ``None`` when the model does not report it. Keys:
+    #: ``epochs_run`` (int), ``best_epoch`` (int or None: the epoch whose weights were kept),
+    #: ``stop_reason`` (str, e.g. "patience 3 ran out", "max epochs", "max steps"), ``precision``
+    #: ("bf16", "fp16" or "fp32"), ``steps`` (optimizer steps, int), ``train_seconds`` (float).
+    #: Saved in ``genrec_model.json`` and restored by ``load``.
+    fit_info_: dict | None = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "fit" in cls.__dict__:  # every fit records its split, for the saved model's provenance
+            cls.fit = _recording_fit(cls.__dict__["fit"])
 
     # -- parameters (scikit-learn style) ---------------------------------------------------------
     def get_params(self) -> dict:
@@ -176,7 +188,18 @@ class Recommender:
         path.mkdir(parents=True, exist_ok=True)
         from genrec._version import __version__
 
-        meta = {"model": self.name, "params": _jsonable(self.get_params()), "genrec_version": __version__}
+        meta = {"model": self.name, "params": _jsonable(self.get_params()), "genrec_version": __version__,
+                "fit_info": self.fit_info_}
+        from genrec.eval import provenance
+
+        split = getattr(self, "_trained_split", None)
+        if split is not None:  # what it was trained on, to refuse evaluating it on its own training data
+            meta["trained_on"] = provenance.training_record(split)
+            provenance.save_hashes(split.train, path)
+        elif getattr(self, "_trained_on", None) is not None and self._training_hashes is not None:
+            meta["trained_on"] = self._trained_on  # a loaded model saved again
+            pairs, items = self._training_hashes
+            np.savez(path / provenance.PAIRS_FILE, pairs=pairs, items=items)
         catalog.save(path / CATALOG_FILE)
         self._save_state(path)
         (path / MODEL_FILE).write_text(json.dumps(meta, indent=2))
@@ -191,6 +214,12 @@ class Recommender:
         model = cls(**meta["params"])
         model.catalog = Catalog.load(path / CATALOG_FILE)
         model._load_state(path)
+        from genrec.eval import provenance
+
+        model._trained_on = meta.get("trained_on")
+        model._training_hashes = provenance.load_hashes(path) if model._trained_on else None
+        if meta.get("fit_info") is not None:
+            model.fit_info_ = meta["fit_info"]
         return model
 
     def _state(self) -> dict:
@@ -204,6 +233,19 @@ class Recommender:
     def _load_state(self, path: Path) -> None:
         with open(path / "state.pkl", "rb") as f:
             vars(self).update(pickle.load(f))
+
+
+def _recording_fit(fit):
+    import functools
+
+    @functools.wraps(fit)
+    def recording_fit(self, split, *args, **kw):
+        out = fit(self, split, *args, **kw)
+        if hasattr(split, "train") and hasattr(split, "protocol"):
+            self._trained_split = split
+        return out
+
+    return recording_fit
 
 
 def read_model_meta(path: Path) -> dict:

@@ -41,24 +41,72 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def parse_params(pairs: list[str] | None, model: str) -> dict[str, Any]:
-    """``key=value`` pairs for ``model`` (values parsed as JSON when they parse, else strings);
-    ``other.key=value`` pairs meant for another model are skipped."""
-    import json
+class ParamError(ValueError):
+    """A malformed, misspelt, mistyped or out-of-range model parameter; the message is one line
+    naming the parameter and the value."""
 
-    out: dict[str, Any] = {}
-    for p in pairs or []:
-        if "=" not in p:
-            raise ValueError(f"a parameter takes key=value, got {p!r}")
-        key, raw = p.split("=", 1)
-        if "." in key:
-            target, key = key.split(".", 1)
-            if target != model:
-                continue
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+
+def parse_params(pairs: list[str] | None, model: str) -> dict[str, Any]:
+    """``key=value`` pairs for ``model`` alone (see :func:`resolve_params`)."""
+    return resolve_params(pairs, [model])[model]
+
+
+def resolve_params(pairs: list[str] | None, models: list[str], *, global_keys: tuple[str, ...] = ()) -> dict[str, dict]:
+    """Each of ``models``' constructor parameters from ``--param`` pairs, checked against the
+    constructors' signatures, type hints and declared ranges (before any data is loaded).
+
+    ``model.key=value`` sets one model's parameter: the model must be one of ``models`` and take
+    ``key``. ``key=value`` sets it for every selected model that takes ``key``; none taking it is
+    an error naming the models. Keys in ``global_keys`` are returned under ``""`` instead (the
+    caller handles them, e.g. ``threads``). Raises :class:`ParamError`.
+    """
+    import difflib
+
+    from genrec.models.params import coerce, param_infos, parse_value
+
+    for m in models:
+        model_class(m)  # unknown model names first
+    infos = {m: {p.name: p for p in param_infos(m)} for m in models}
+    out: dict[str, dict] = {m: {} for m in models}
+    out[""] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ParamError(f"--param {pair!r}: a parameter takes key=value")
+        key, raw = pair.split("=", 1)
+        key = key.strip()
+        target, name = key.split(".", 1) if "." in key else ("", key)
+        if not name:
+            raise ParamError(f"--param {pair!r}: empty parameter name")
+        if target:
+            if target not in MODELS:
+                near = difflib.get_close_matches(target, list(MODELS), 1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ParamError(f"--param {pair!r}: unknown model {target!r}{hint}; selected: {', '.join(models)}")
+            if target not in models:
+                raise ParamError(f"--param {pair!r}: model {target!r} is not selected; selected: {', '.join(models)}")
+            targets = [target]
+        elif name in global_keys:
+            out[""][name] = parse_value(raw)
+            continue
+        else:
+            targets = [m for m in models if name in infos[m]]
+            if not targets:
+                raise ParamError(f"--param {pair!r}: no selected model ({', '.join(models)}) takes {name!r}")
+        for m in targets:
+            info = infos[m].get(name)
+            if info is None:
+                near = difflib.get_close_matches(name, list(infos[m]), 1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ParamError(f"--param {pair!r}: model {m!r} has no parameter {name!r}{hint}; "
+                                 f"see `genrec models show {m}`")
+            try:
+                value = coerce(parse_value(raw), info.type)
+            except ValueError as e:
+                raise ParamError(f"--param {pair!r}: {m}.{name} {e} ({info.type_name}), got {raw!r}") from None
+            bad = info.range.check(value) if info.range else None
+            if bad:
+                raise ParamError(f"--param {pair!r}: {m}.{name} must be {bad}, got {raw!r}")
+            out[m][name] = value
     return out
 
 
@@ -85,6 +133,8 @@ def create(name: str, **params: Any):
 
         allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
         raise TypeError(f"bad parameters for model {name!r} ({e}); it takes: {', '.join(allowed)}") from e
+    except ValueError as e:  # a constructor's own validation
+        raise ParamError(f"model {name!r}: {e}") from e
 
 
 def load_model(path: str | Path):

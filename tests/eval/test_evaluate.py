@@ -104,3 +104,74 @@ def test_machine_does_not_import_torch():
     code = ("import sys; from genrec.eval.runcard import machine; m = machine(); "
             "assert 'torch' not in sys.modules; print(m['cpus'])")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+# -- leakage through saved models, unreachable targets, why per case, fit_info -------------------------
+
+def test_saved_model_refuses_targets_it_trained_on(tmp_path, demo_small):
+    from genrec.data.splits import make_split
+    from genrec.eval.provenance import LeakedEvaluationError
+    from genrec.models.registry import load_model
+
+    user = make_split(demo_small.preprocess("gpt4rec"), "user", seed=0)
+    loo = make_split(demo_small.preprocess("standard"), "loo", seed=0)
+    create("itemknn").fit(user).save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "genrec_model.json").read_text())["trained_on"]
+    assert meta["dataset"] == "demo" and meta["split"] == "user" and meta["preprocess"] == "gpt4rec"
+    assert meta["train_users"] == len(user.train) and len(meta["train_sha256"]) == 64
+    model = load_model(tmp_path / "m")
+    ok = evaluate(model, user, ks=(10,), progress=False)  # its own split: clean
+    assert ok.run_card["leakage"]["status"] == "clean" and not ok.leaked
+    with pytest.raises(LeakedEvaluationError, match=r"320 of 400 test targets.*split 'user' vs 'loo'") as e:
+        evaluate(model, loo, ks=(10,), progress=False)
+    assert "\n" not in str(e.value) and "--allow-leak" in str(e.value)
+    bad = evaluate(model, loo, ks=(10,), progress=False, allow_leak=True)
+    assert bad.leaked and bad.title == "itemknn (LEAKED)" and "LEAKED" in markdown_table([bad])
+    assert bad.run_card["leakage"]["cases_trained_on"] == 320
+    # leaked cases are exactly the training users of the user split
+    assert {c.user for c in loo.test} & set(user.train.users) and len(set(user.train.users) & {c.user for c in loo.test}) == 320
+    # the same model fitted in this process is checked the same way
+    with pytest.raises(LeakedEvaluationError):
+        evaluate(create("itemknn").fit(user), loo, ks=(10,), progress=False)
+
+
+def test_saved_model_on_unknown_items_says_so(tmp_path, demo_loo):
+    from genrec.data.catalog import Catalog, Item
+    from genrec.eval.provenance import LeakedEvaluationError
+
+    other = Split(Catalog([Item(f"z{i}", f"Z {i}") for i in range(5)]),
+                  Sequences({"a": ["z0", "z1", "z2"]}), [], [Case("b", ("z0",), "z3"), Case("c", ("z1",), "z4")], "loo", 0,
+                  {"dataset": "other"})
+    create("pop").fit(other).save(tmp_path / "m")
+    from genrec.models.registry import load_model
+
+    with pytest.raises(LeakedEvaluationError, match=r"does not know 400 of the 400 test target items.*'other'"):
+        evaluate(load_model(tmp_path / "m"), demo_loo, ks=(10,), progress=False)
+
+
+def test_unreachable_targets_are_counted_and_reported():
+    sp = _split()
+    sp.test = [Case("x1", ("c", "a"), "a"), Case("x2", ("a",), "c")]  # x1's target is in its history
+    rep = evaluate(create("pop").fit(sp), sp, ks=(2,), progress=False)
+    assert rep.run_card["unreachable_targets"] == 1
+    assert any("1 of 2 targets are already in their history" in n for n in rep.notes())
+    rep = evaluate(create("pop").fit(sp), sp, ks=(2,), progress=False, exclude_history=False)
+    assert rep.run_card["unreachable_targets"] == 0
+
+
+def test_cases_carry_why_and_card_carries_fit_info(tmp_path, demo_user):
+    model = create("title-bm25", tune_bm25=False, num_queries=3).fit(demo_user)
+    model.fit_info_ = {"epochs_run": 0, "best_epoch": None, "stop_reason": "no training", "precision": "fp32",
+                       "steps": 0, "train_seconds": 0.0}
+    rep = evaluate(model, demo_user, ks=(10,), progress=False, max_cases=20)
+    rep.save(tmp_path / "r")
+    rows = [json.loads(l) for l in open(tmp_path / "r" / "cases.jsonl")]
+    assert len(rows) == 20 and all("rank" in r for r in rows)
+    assert all(len(r["why"]["queries"]) == 3 for r in rows), rows[0]
+    assert rep.run_card["fit_info"]["stop_reason"] == "no training"
+    model.save(tmp_path / "m")
+    from genrec.models.registry import load_model
+
+    assert load_model(tmp_path / "m").fit_info_["precision"] == "fp32"
+    rep = evaluate(create("pop").fit(demo_user), demo_user, ks=(10,), progress=False, max_cases=5)
+    assert [r["why"] for r in rep.per_case] == [None] * 5 and rep.run_card["fit_info"] is None
