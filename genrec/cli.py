@@ -5,8 +5,6 @@ Heavy libraries are imported inside the commands, so ``genrec --help`` starts fa
 
 from __future__ import annotations
 
-import inspect
-import json
 import os
 import sys
 import time
@@ -15,16 +13,17 @@ from typing import Optional
 
 import typer
 
-from genrec.cli_support import (WHICH, UsageError, check_choice, check_data_args, check_positive, describe_preset, fit_seed,
-                                parse_ks, presets_help, resolve_history, set_threads, thread_params)
+from genrec.cli_info import datasets_app, models_app
+from genrec.cli_support import (WHICH, DataDirOpt, MinRatingOpt, UsageError, check_choice, check_data_args,
+                                check_positive, default_preset, fit_seed, parse_ks, presets_help, resolve_history,
+                                set_threads, thread_params)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Generative (LM-based) and classical recommenders on one evaluation harness.")
-datasets_app = typer.Typer(no_args_is_help=True, help="List datasets and print their statistics.")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(models_app, name="models")
 
 DatasetOpt = typer.Option("demo", "--dataset", "-d", help="Dataset name (see `genrec datasets list`).")
-DataDirOpt = typer.Option(None, "--data-dir", help="Folder with the dataset's files (or a parent of <name>/).")
 SplitOpt = typer.Option(None, "--split", "-s", help="user (GPT4Rec), loo (leave-one-out) or temporal; default per dataset.")
 PreOpt = typer.Option(None, "--preprocess", help="Preprocessing preset; default: gpt4rec for the user split, "
                       "standard otherwise. " + presets_help() + ".")
@@ -33,7 +32,6 @@ ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter key=value (
                         "one model; repeatable. `genrec models show NAME` lists them.")
 ThreadsOpt = typer.Option(None, "--threads", help="Threads for torch, BLAS/OpenMP and numba, and for models "
                           "that take threads/num_threads (--param threads=N does the same).")
-MinRatingOpt = typer.Option(None, "--min-rating", help="MovieLens: keep only ratings >= this (default: every rating).")
 
 
 def _fail(msg: str) -> None:
@@ -58,21 +56,13 @@ def _models_checked(names: list[str], params: list[str] | None, seed: int, threa
     return [create(n, **fit_seed(n, given[n], seed)) for n in names]
 
 
-def _default_preset(dataset: str, split: str | None) -> tuple[str, str]:
-    from genrec.data.registry import spec
-
-    s = spec(dataset)
-    split = split or s.default_split
-    return split, s.default_preprocess.get(split, "standard")
-
-
 def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False,
                 cold_items: float = 0.0, min_rating: float | None = None):
     from genrec.data.registry import load_dataset
     from genrec.data.splits import make_split
 
     check_data_args(dataset, split, preprocess, min_rating)
-    split, default_pre = _default_preset(dataset, split)
+    split, default_pre = default_preset(dataset, split)
     pre = preprocess or default_pre
     t = time.perf_counter()
     kw = {} if min_rating is None else {"min_rating": min_rating}
@@ -163,92 +153,6 @@ def _print_recs(name: str, recs, catalog, n: int, target: str | None = None) -> 
             typer.echo(f"         why: {reason.text}")
     for note in recs.notes[n]:
         typer.echo(f"     note: {note}")
-
-
-@datasets_app.command("list")
-def datasets_list() -> None:
-    """Known datasets and whether their files are found here."""
-    from genrec.data.registry import DATASETS, find_dataset_dir
-
-    for name, s in DATASETS.items():
-        if s.folder is None:
-            where = "built in"
-        else:
-            try:
-                where = str(find_dataset_dir(name))
-            except Exception:
-                where = "not found (see --data-dir, or --download where a URL is known)"
-        typer.echo(f"{name:16s} {s.description}\n{'':16s} {where}")
-
-
-@datasets_app.command("stats")
-def datasets_stats(name: str, data_dir: Optional[Path] = DataDirOpt,
-                   preprocess: Optional[str] = typer.Option(
-                       None, "--preprocess", help="Preset to apply; default: the one `genrec evaluate` uses for the "
-                       "split (see --split). " + presets_help() + "."),
-                   split: Optional[str] = typer.Option(None, "--split", "-s", help="Pick the preset `evaluate --split` "
-                                                       "would use; default: the dataset's default split."),
-                   min_rating: Optional[float] = MinRatingOpt,
-                   download: bool = typer.Option(False, "--download")) -> None:
-    """Users, items, interactions and sequence lengths before and after preprocessing."""
-    from dataclasses import replace
-
-    from genrec.data.dataset import preset
-    from genrec.data.registry import load_dataset
-
-    check_data_args(name, split, preprocess, min_rating)
-    eval_split, default_pre = _default_preset(name, split)
-    preprocess = preprocess or default_pre
-    typer.echo(f"preset '{preprocess}' ({describe_preset(preset(preprocess))})"
-               + (f"; `genrec evaluate -d {name} -s {eval_split}` uses '{default_pre}'"
-                  if preprocess != default_pre else f": what `genrec evaluate -d {name} -s {eval_split}` uses"))
-    raw = load_dataset(name, data_dir, download=download, **({} if min_rating is None else {"min_rating": min_rating}))
-    p = preset(preprocess)
-    done = raw.preprocess(p)
-    rows = [("raw", raw.stats()), (f"after '{preprocess}'", done.stats())]
-    if p.max_len:  # papers often count before truncating (GPT4Rec's Table 2 does)
-        untrunc = raw.preprocess(replace(p, max_len=None, name=f"{p.name} without truncation"))
-        rows.append((f"'{preprocess}' without truncate(last {p.max_len})", untrunc.stats()))
-    keys = ["users", "items", "interactions", "avg_length", "median_length", "min_length", "max_length"]
-    typer.echo("| " + " | ".join([name] + keys) + " |")
-    typer.echo("|" + "---|" * (len(keys) + 1))
-    for label, st in rows:
-        typer.echo("| " + " | ".join([label] + [f"{st[k]:,.3f}" if isinstance(st[k], float) else f"{st[k]:,}" for k in keys]) + " |")
-    for line in done.info.get("preprocess_log", []):
-        typer.echo(f"  step: {line}")
-    if p.max_len:
-        typer.echo(f"  note: the last row is every step but the truncation to {p.max_len} items; GPT4Rec's "
-                   "Table 2 counts users, items and interactions there and the average length after truncation")
-
-
-models_app = typer.Typer(invoke_without_command=True, help="List models, or show one model's parameters.")
-app.add_typer(models_app, name="models")
-
-
-@models_app.callback()
-def models_list(ctx: typer.Context) -> None:
-    """The registered models, one line each (`genrec models show NAME` for parameters)."""
-    if ctx.invoked_subcommand is None:
-        from genrec.models.registry import DESCRIPTIONS, MODELS
-
-        for n in MODELS:
-            typer.echo(f"{n:16s} {DESCRIPTIONS.get(n, '')}")
-
-
-@models_app.command("show")
-def models_show(name: str) -> None:
-    """Each parameter of model NAME: default, type and a line of help (set with --param NAME.key=value)."""
-    from genrec.models.params import param_infos
-    from genrec.models.registry import DESCRIPTIONS
-
-    infos = param_infos(name)
-    typer.echo(f"{name}: {DESCRIPTIONS.get(name, '')}")
-    if not infos:
-        typer.echo("  (no parameters)")
-    for p in infos:
-        default = "required" if p.default is inspect.Parameter.empty else json.dumps(p.default, default=str)
-        rng = f" [{p.range.describe()}]" if p.range else ""
-        typer.echo(f"  {p.name:22s} {default:12s} {p.type_name:14s} {p.help or '(no help)'}{rng}")
 
 
 @app.command()

@@ -10,9 +10,13 @@ import difflib
 import os
 from typing import Any
 
+import typer
+
 from genrec.errors import GenrecError
 
 WHICH = ("test", "valid")
+DataDirOpt = typer.Option(None, "--data-dir", help="Folder with the dataset's files (or a parent of <name>/).")
+MinRatingOpt = typer.Option(None, "--min-rating", help="MovieLens: keep only ratings >= this (default: every rating).")
 
 
 class UsageError(GenrecError, ValueError):
@@ -84,6 +88,15 @@ def check_data_args(dataset: str, split: str | None, preprocess: str | None, min
         if "min_rating" not in inspect.signature(loader).parameters:
             raise UsageError(f"--min-rating {min_rating:g}: dataset {dataset!r} has no ratings "
                              "(only MovieLens datasets do)")
+
+
+def default_preset(dataset: str, split: str | None) -> tuple[str, str]:
+    """The split ``evaluate`` uses for ``dataset`` without --split, and the preset it uses with it."""
+    from genrec.data.registry import spec
+
+    s = spec(dataset)
+    split = split or s.default_split
+    return split, s.default_preprocess.get(split, "standard")
 
 
 def set_threads(n: int | None) -> None:
