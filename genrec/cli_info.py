@@ -86,7 +86,7 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("show")
 def models_show(name: str) -> None:
     """Each parameter of model NAME: default, type and a line of help (set with --param NAME.key=value)."""
-    from genrec.models.params import param_infos
+    from genrec.models.registry import param_infos
     from genrec.models.registry import DESCRIPTIONS
 
     infos = param_infos(name)

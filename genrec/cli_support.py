@@ -121,7 +121,7 @@ def thread_params(models: list[str], threads: int | None, given: dict[str, dict]
     """Pass ``--threads`` to models that take ``threads`` or ``num_threads``, unless set by --param."""
     if threads is None:
         return
-    from genrec.models.params import param_infos
+    from genrec.models.registry import param_infos
 
     for m in models:
         names = {p.name for p in param_infos(m)}
@@ -175,7 +175,7 @@ def _norm(title: str) -> str:
 
 def fit_seed(model: str, params: dict[str, Any], seed: int) -> dict[str, Any]:
     """``params`` with the command's ``--seed`` for models that take a seed and were given none."""
-    from genrec.models.params import param_infos
+    from genrec.models.registry import param_infos
 
     if "seed" not in params and any(p.name == "seed" for p in param_infos(model)):
         return {**params, "seed": seed}

@@ -155,11 +155,9 @@ class ParamInfo:
             str(self.type).replace("typing.", "").replace("NoneType", "None")
 
 
-def param_infos(model: str) -> list[ParamInfo]:
-    """The constructor parameters of registered model ``model``, in signature order."""
-    from genrec.models.registry import model_class
-
-    cls = model_class(model)
+def infos_for(model: str, cls: type) -> list[ParamInfo]:
+    """The constructor parameters of ``cls``, registered as ``model``, in signature order (use
+    :func:`genrec.models.registry.param_infos`)."""
     try:
         hints = typing.get_type_hints(cls.__init__)
     except Exception:  # an unresolvable annotation: type-check nothing rather than fail

@@ -47,8 +47,30 @@ class ParamError(ValueError):
 
 
 def parse_params(pairs: list[str] | None, model: str) -> dict[str, Any]:
-    """``key=value`` pairs for ``model`` alone (see :func:`resolve_params`)."""
-    return resolve_params(pairs, [model])[model]
+    """``key=value`` pairs for ``model`` (values parsed as JSON when they parse, else strings);
+    ``other.key=value`` pairs meant for another model are skipped. Unchecked (the benchmark
+    scripts' loose parsing); the CLI uses :func:`resolve_params`."""
+    from genrec.models.params import parse_value
+
+    out: dict[str, Any] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise ValueError(f"a parameter takes key=value, got {p!r}")
+        key, raw = p.split("=", 1)
+        if "." in key:
+            target, key = key.split(".", 1)
+            if target != model:
+                continue
+        out[key] = parse_value(raw)
+    return out
+
+
+def param_infos(name: str) -> list:
+    """Model ``name``'s constructor parameters with type, default, help and range
+    (:class:`genrec.models.params.ParamInfo`)."""
+    from genrec.models.params import infos_for
+
+    return infos_for(name, model_class(name))
 
 
 def resolve_params(pairs: list[str] | None, models: list[str], *, global_keys: tuple[str, ...] = ()) -> dict[str, dict]:
@@ -62,7 +84,7 @@ def resolve_params(pairs: list[str] | None, models: list[str], *, global_keys: t
     """
     import difflib
 
-    from genrec.models.params import coerce, param_infos, parse_value
+    from genrec.models.params import coerce, parse_value
 
     for m in models:
         model_class(m)  # unknown model names first

@@ -6,7 +6,8 @@ from tests.cli.helpers import run
 
 
 def test_every_registered_parameter_has_help_and_the_table_names_no_other():
-    from genrec.models.params import HELP, RANGES, param_infos
+    from genrec.models.params import HELP, RANGES
+    from genrec.models.registry import param_infos
     from genrec.models.registry import MODELS
 
     used = set()
