@@ -45,13 +45,17 @@ class Recommendations:
 
     items: list[list[str]]
     scores: list[list[float]]
-    why: list[Any] = field(default_factory=list)
+    why: list[Why] = field(default_factory=list)
     notes: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.why = [as_why(w) for w in self.why] if self.why else [Why() for _ in self.items]
         if not self.notes:
             self.notes = [[] for _ in self.items]
+        n = len(self.items)
+        if not len(self.scores) == len(self.why) == len(self.notes) == n:
+            raise ValueError(f"Recommendations: {n} item lists but {len(self.scores)} score lists, "
+                             f"{len(self.why)} whys and {len(self.notes)} note lists")
 
     def __len__(self) -> int:
         return len(self.items)

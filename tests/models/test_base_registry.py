@@ -82,3 +82,21 @@ def test_set_params_sets_known_and_names_unknown():
     assert m.set_params(neighbors=7) is m and m.get_params()["neighbors"] == 7
     with pytest.raises(ValueError, match="'neighbours'"):
         m.set_params(neighbours=7)
+
+
+def test_recommendations_hold_one_why_per_list_whatever_the_producer_passed():
+    from genrec.core.why import Query, Why
+    from genrec.models.base import Recommendations
+
+    plain = Recommendations([["a"], ["b"]], [[1.0], [0.5]])
+    assert plain.why == [Why(), Why()] and plain.notes == [[], []]
+    legacy = Recommendations([["a"], ["b"]], [[1.0], [0.5]],
+                             [None, {"queries": [{"query": "q", "score": 2.0, "items": ["b"]}]}])
+    assert legacy.why[0] == Why() and legacy.why[1].queries == (Query("q", 2.0, ("b",)),)
+    rows = legacy.to_dicts()
+    assert rows[1]["why"]["queries"] == [{"query": "q", "score": 2.0, "items": ["b"]}]
+    assert rows[0]["why"] == Why().to_dict()
+    with pytest.raises(ValueError, match="2 item lists but 1 score lists"):
+        Recommendations([["a"], ["b"]], [[1.0]])
+    with pytest.raises(TypeError):
+        Recommendations([["a"]], [[1.0]], ["a string is not a why"])
