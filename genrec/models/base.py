@@ -99,15 +99,20 @@ class Recommender:
             cls.fit = _recording_fit(cls.__dict__["fit"])
 
     # -- parameters (scikit-learn style) ---------------------------------------------------------
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The constructor parameters, in order (what ``get_params``/``set_params`` and
+        ``--param`` take)."""
+        return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+
     def get_params(self) -> dict:
-        sig = inspect.signature(type(self).__init__)
-        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+        return {p: getattr(self, p) for p in self.param_names() if hasattr(self, p)}
 
     def set_params(self, **params: Any) -> "Recommender":
         """Set constructor parameters (scikit-learn style); an unknown name is a ``ValueError``
         naming it. Fitted state is left as is: refit for the change to take effect, except for
         parameters a model documents as read at ``recommend`` time."""
-        known = set(inspect.signature(type(self).__init__).parameters) - {"self"}
+        known = set(self.param_names())
         for k in params:
             if k not in known:
                 raise ValueError(f"{type(self).__name__} has no parameter {k!r} (known: {', '.join(sorted(known))})")

@@ -151,9 +151,7 @@ def create(name: str, **params: Any):
     try:
         return cls(**params)
     except TypeError as e:
-        import inspect
-
-        allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        allowed = cls.param_names()
         raise TypeError(f"bad parameters for model {name!r} ({e}); it takes: {', '.join(allowed)}") from e
     except ValueError as e:  # a constructor's own validation
         raise ParamError(f"model {name!r}: {e}") from e
