@@ -86,11 +86,12 @@ def models_list(ctx: typer.Context) -> None:
 @models_app.command("show")
 def models_show(name: str) -> None:
     """Each parameter of model NAME: default, type and a line of help (set with --param NAME.key=value)."""
-    from genrec.models.registry import param_infos
-    from genrec.models.registry import DESCRIPTIONS
+    from genrec.models.registry import DESCRIPTIONS, model_class, param_infos
 
     infos = param_infos(name)
     typer.echo(f"{name}: {DESCRIPTIONS.get(name, '')}")
+    caps = model_class(name).capabilities.names()
+    typer.echo(f"  capabilities: {', '.join(caps) if caps else '(none beyond fit/recommend/save/load)'}")
     if not infos:
         typer.echo("  (no parameters)")
     for p in infos:

@@ -30,3 +30,15 @@ def test_capabilities_of_reads_the_class_declaration_and_defaults_to_none():
         capabilities = {"explains": True}  # not a Capabilities: promises nothing
 
     assert capabilities_of(DuckTyped()) == Capabilities() == capabilities_of(object())
+
+
+def test_models_show_lists_the_declared_capabilities():
+    from typer.testing import CliRunner
+
+    from genrec.cli import app
+
+    content = CliRunner().invoke(app, ["models", "show", "content"])
+    assert content.exit_code == 0, content.output
+    assert "capabilities: cold_start_items, text_updates, takes_exclude, scores_all_items" in content.output
+    pop = CliRunner().invoke(app, ["models", "show", "pop"])
+    assert "capabilities: takes_exclude, scores_all_items" in pop.output
