@@ -87,9 +87,12 @@ def build_router(svc: Service, auth: Auth, metrics: Metrics) -> APIRouter:
         return svc.recommend(req)
 
     @r.post("/events", response_model=S.EventsOut, tags=["users"], dependencies=wr,
-            responses=_doc(400, 401, 403, 413, 422, 503))
+            responses=_doc(400, 401, 403, 404, 409, 413, 422, 503))
     def post_events(body: S.EventsIn) -> dict:
-        """Record interactions (atomically: all or none). The next recommendation uses them."""
+        """Record interactions (atomically: all or none). The next recommendation uses them.
+
+        404 when an event names an unknown or deleted item (nothing is stored); 409 when an
+        ``event_id`` is already stored for another user or item."""
         return svc.add_events(body.events)
 
     @r.get("/users", response_model=S.UsersPage, tags=["users"], dependencies=rd,

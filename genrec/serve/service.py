@@ -226,13 +226,13 @@ class Service:
 
     # -- events and users -------------------------------------------------------------------------
     def add_events(self, events: Sequence[S.EventIn]) -> dict:
-        """Store events for live items, all or none: :class:`Rejected` naming unknown or deleted items.
+        """Store events for live items, all or none: :class:`NotFound` (404) naming unknown or deleted items.
         A retried event (same ``event_id``) is stored once and answered with its first id."""
         with self.catalog_lock:  # no item is deleted between this check and the insert
             self.sync()
             bad = sorted({e.item for e in events if self.state.live(e.item) is None})
             if bad:
-                raise Rejected(f"unknown or deleted item id(s): {', '.join(map(repr, bad[:10]))}"
+                raise NotFound(f"unknown or deleted item id(s): {', '.join(map(repr, bad[:10]))}"
                                + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
             now = time.time()
             ids, stored = self.store.add_events([(e.user, e.item, e.time.timestamp() if e.time else now, e.event_id)

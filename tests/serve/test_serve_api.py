@@ -52,7 +52,7 @@ def test_recommend_user_history_and_events(pop_dir, serve_split, db_url):
         # Unknown items are rejected as a whole batch (nothing half-written).
         bad = {"events": [{"user": "alice", "item": top[3]}, {"user": "alice", "item": "NOPE"}]}
         r = c.post("/events", json=bad, headers=AUTH)
-        assert r.status_code == 422 and "NOPE" in r.json()["detail"]
+        assert r.status_code == 404 and "NOPE" in r.json()["detail"]
         assert c.get("/users/alice/history").json()["count"] == 2
         assert [u["user"] for u in c.get("/users").json()["users"]] == ["alice"]
 

@@ -146,4 +146,4 @@ def test_item_deleted_while_its_event_is_written_gets_no_later_event(pg_db, pop_
         assert done == {"event": 200, "delete": 204}
         assert [e["item_id"] for e in httpx.get(url + "/users/erin/history", timeout=30).json()["events"]] == [item]
         assert httpx.post(url + "/events", json={"events": [{"user": "erin", "item": item}]}, headers=AUTH,
-                          timeout=30).status_code == 422
+                          timeout=30).status_code == 404
