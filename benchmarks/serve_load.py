@@ -45,9 +45,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model_dir: Path, db: str) -> tuple[subprocess.Popen, str, float]:
+def start_server(model_dir: Path, db: str, in_place: bool = False) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
-    env = {**os.environ, "GENREC_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GENREC_TOKEN": TOKEN, "PYTHONUNBUFFERED": "1", "GENREC_EDITS_IN_PLACE": "1" if in_place else ""}
     t = time.perf_counter()
     p = subprocess.Popen([sys.executable, "-m", "genrec.cli", "serve", "--model-dir", str(model_dir), "--db", db,
                           "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -145,8 +145,9 @@ async def load(url: str, users: list[str], items: list[str], n: int, concurrency
 
 
 async def crash_phase(url: str, proc: subprocess.Popen, items: list[str], concurrency: int, crash_after: int,
-                      acked: dict[str, list[int]]) -> dict:
-    """Writers send events until ``crash_after`` are acknowledged; then SIGKILL the server."""
+                      acked: dict[str, list[int]], unacked: list[dict]) -> dict:
+    """Writers send events (each with a client ``event_id``) until ``crash_after`` are
+    acknowledged; then SIGKILL the server. Events cut by the kill go to ``unacked``, to be retried."""
     count = [0]
     inflight_failed = [0]
     killed = asyncio.Event()
@@ -154,10 +155,12 @@ async def crash_phase(url: str, proc: subprocess.Popen, items: list[str], concur
         async def writer(w: int) -> None:
             user, n = f"crash-{w}", 0
             while not killed.is_set():
+                ev = {"user": user, "item": items[(w + n) % len(items)], "event_id": f"{user}-{n}"}
                 try:
-                    r = await c.post("/events", json={"events": [{"user": user, "item": items[(w + n) % len(items)]}]})
+                    r = await c.post("/events", json={"events": [ev]})
                 except httpx.HTTPError:
                     inflight_failed[0] += 1
+                    unacked.append(ev)
                     return
                 if r.status_code == 200:
                     acked.setdefault(user, []).extend(r.json()["event_ids"])
@@ -173,6 +176,59 @@ async def crash_phase(url: str, proc: subprocess.Popen, items: list[str], concur
         await asyncio.gather(killer(), *(writer(w) for w in range(concurrency)))
     proc.wait(timeout=30)
     return {"acked_before_kill": count[0], "requests_cut_by_kill": inflight_failed[0]}
+
+
+def retry_and_count(url: str, unacked: list[dict], writers: int) -> tuple[int, int]:
+    """Retry every event the kill cut (same event_id) after the restart, twice over; returns
+    (events retried, crash-phase events stored more than once)."""
+    with httpx.Client(base_url=url, headers=AUTH, timeout=60) as c:
+        for _ in range(2):
+            for ev in unacked:
+                c.post("/events", json={"events": [ev]}).raise_for_status()
+        dup = 0
+        for w in range(writers):
+            h = c.get(f"/users/crash-{w}/history", params={"limit": 100_000})
+            if h.status_code == 200:
+                n = h.json()["count"]
+                sent = max((int(e["event_id"].rsplit("-", 1)[1]) for e in unacked if e["user"] == f"crash-{w}"),
+                           default=None)
+                dup += max(0, n - (sent + 1 if sent is not None else n))
+    return len(unacked), dup
+
+
+async def edit_phase(url: str, users: list[str], items: list[str], seconds: float, concurrency: int) -> dict:
+    """Recommendations/s for ``seconds`` without catalog edits, then with one client PATCHing item
+    titles in a loop (each edit re-indexes a title-search model)."""
+    async def recs(c: httpx.AsyncClient, stop: asyncio.Event, lat: list[float]) -> None:
+        rng = random.Random(len(lat))
+        while not stop.is_set():
+            t = time.perf_counter()
+            r = await c.post("/recommend", json={"user": rng.choice(users), "k": 10})
+            r.raise_for_status()
+            lat.append(time.perf_counter() - t)
+
+    async def editor(c: httpx.AsyncClient, stop: asyncio.Event, lat: list[float]) -> None:
+        n = 0
+        while not stop.is_set():
+            t = time.perf_counter()
+            r = await c.patch(f"/items/{items[n % len(items)]}", json={"text": f"edit {n}"})
+            r.raise_for_status()
+            lat.append(time.perf_counter() - t)
+            n += 1
+
+    out = {}
+    async with httpx.AsyncClient(base_url=url, headers=AUTH, timeout=60) as c:
+        for label, edits in (("without edits", False), ("with edits", True)):
+            stop, lat, elat = asyncio.Event(), [], []
+            tasks = [asyncio.create_task(recs(c, stop, lat)) for _ in range(concurrency)]
+            if edits:
+                tasks.append(asyncio.create_task(editor(c, stop, elat)))
+            await asyncio.sleep(seconds)
+            stop.set()
+            await asyncio.gather(*tasks)
+            out[label] = {"recs_per_s": len(lat) / seconds, "p99_ms": pct(lat, 99), "max_ms": 1000 * max(lat),
+                          "edits": len(elat), "edit_p50_ms": pct(elat, 50)}
+    return out
 
 
 def verify(url: str, acked: dict[str, list[int]]) -> tuple[int, int]:
@@ -214,6 +270,10 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=200)
     ap.add_argument("--crash-after", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--edits-in-place", action="store_true",
+                    help="serve with GENREC_EDITS_IN_PLACE=1 (re-index under the recommend lock, the old way)")
+    ap.add_argument("--edit-seconds", type=float, default=0.0,
+                    help="measure recommendations/s for this long without and with concurrent catalog edits")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "serve_load.md")
     ap.add_argument("--append", action="store_true", help="append the report to --out instead of replacing it")
     a = ap.parse_args()
@@ -245,7 +305,7 @@ def main() -> None:
         test = [Case(f"U{n:05d}", tuple(rng.sample(catalog.ids, rng.randint(3, 15))), "") for n in range(a.users)]
         sp = argparse.Namespace(catalog=catalog, test=test)
     db = f"sqlite:///{work / 'serve.db'}"
-    proc, url, start_s = start_server(model_dir, db)
+    proc, url, start_s = start_server(model_dir, db, a.edits_in_place)
     try:
         cases = [c for c in sp.test if c.history][: a.users]
         items = sp.catalog.ids
@@ -263,12 +323,16 @@ def main() -> None:
         server_cpu = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)
         client_cpu = (self1.user + self1.system) - (self0.user + self0.system)
         print(f"load: {a.requests} requests in {res['wall']:.1f} s, {len(res['errors'])} errors", file=sys.stderr)
-        crash = asyncio.run(crash_phase(url, proc, items, a.concurrency, a.crash_after, acked))
+        edit = (asyncio.run(edit_phase(url, users, items, a.edit_seconds, a.concurrency)) if a.edit_seconds > 0
+                else None)
+        unacked: list[dict] = []
+        crash = asyncio.run(crash_phase(url, proc, items, a.concurrency, a.crash_after, acked, unacked))
     except BaseException:
         proc.kill()
         raise
     proc2, url2, restart_s = start_server(model_dir, db)
     try:
+        retried, duplicated = retry_and_count(url2, unacked, a.concurrency)
         total, lost = verify(url2, acked)
     finally:
         stop_server(proc2)
@@ -322,6 +386,19 @@ def main() -> None:
         f"**Acknowledged events checked after the restart: {total:,} (seeding, load and crash phases); "
         f"lost: {lost}.**", "",
     ]
+    lines += [f"Each crash-phase event carried a client `event_id`. The {retried} event(s) cut by the kill were "
+              f"retried twice after the restart: **stored more than once: {duplicated}**.", ""]
+    if edit:
+        lines += ["## Recommendations during catalog edits", "",
+                  f"{a.concurrency} clients recommending for {a.edit_seconds:.0f} s, then the same with one more "
+                  "client PATCHing item texts in a loop. A title-search model re-indexes on each edit: "
+                  + ("in place, under the lock recommendations take (`--edits-in-place`, the old way)."
+                     if a.edits_in_place else "on a copy, swapped in when done (recommendations do not wait)."), "",
+                  "| | recommendations/s | p99 ms | max ms | edits | edit p50 ms |", "|---|---:|---:|---:|---:|---:|"]
+        for label, e in edit.items():
+            lines.append(f"| {label} | {e['recs_per_s']:.1f} | {e['p99_ms']:.0f} | {e['max_ms']:.0f} | {e['edits']} | "
+                         f"{e['edit_p50_ms']:.0f} |")
+        lines.append("")
     if res["errors"]:
         lines += ["First errors:", ""] + [f"- `{e}`" for e in res["errors"][:5]] + [""]
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -331,7 +408,7 @@ def main() -> None:
     else:
         a.out.write_text("\n".join(lines))
     print("\n".join(lines))
-    if res["errors"] or lost:
+    if res["errors"] or lost or duplicated:
         sys.exit(1)
 
 

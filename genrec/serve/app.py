@@ -38,18 +38,21 @@ MAX_BODY = 1_000_000
 
 
 def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: str | None = None,
-               protect_reads: bool = False, open_writes: bool = False, refresh_seconds: float = 1.0) -> FastAPI:
+               protect_reads: bool = False, open_writes: bool = False, refresh_seconds: float = 1.0,
+               swap_edits: bool = True) -> FastAPI:
     """The service for a model object or a saved model folder, persisting to ``db_url``.
 
     Write endpoints (and read endpoints too when ``protect_reads``) require
     ``Authorization: Bearer <token>``. Without a ``token`` they answer 403, unless ``open_writes``
     (local development: anyone who can reach the service may write). Servers sharing a database
-    see each other's catalog changes within ``refresh_seconds``. Raises :class:`GenrecError`
+    see each other's catalog changes within ``refresh_seconds``. ``swap_edits=False`` edits a
+    title-search model in place, under the lock recommendations take (the old behaviour, kept
+    for the load benchmark's comparison). Raises :class:`GenrecError`
     when the model folder or the database cannot be opened.
     """
     model = _load(model_or_dir)
     store = Store(db_url)
-    svc = Service(model, store, refresh_seconds=refresh_seconds)
+    svc = Service(model, store, refresh_seconds=refresh_seconds, swap_edits=swap_edits)
     auth = Auth(token, protect_reads, open_writes)
     metrics = Metrics()
 

@@ -3,7 +3,8 @@
 Environment (arguments win): ``GENREC_DB_URL`` (the database URL, so a password stays out of the
 command line), ``GENREC_TOKEN``, ``GENREC_PROTECT_READS``, ``GENREC_OPEN_WRITES``, and the
 slow-client limits ``GENREC_HEADER_TIMEOUT``, ``GENREC_BODY_TIMEOUT`` (seconds),
-``GENREC_KEEP_ALIVE`` (seconds) and ``GENREC_MAX_CONNECTIONS``.
+``GENREC_KEEP_ALIVE`` (seconds) and ``GENREC_MAX_CONNECTIONS``. ``GENREC_EDITS_IN_PLACE=1`` re-indexes
+a title-search model in place on catalog edits, blocking recommendations meanwhile (for comparison).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def run(model_dir: str | Path, db_url: str | None = None, host: str = "127.0.0.1
         open_writes = env_flag("GENREC_OPEN_WRITES")
     limits = limits or limits_from_env()
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
-    app = create_app(model_dir, db_url, token=token, protect_reads=protect_reads, open_writes=open_writes)
+    app = create_app(model_dir, db_url, token=token, protect_reads=protect_reads, open_writes=open_writes,
+                     swap_edits=not env_flag("GENREC_EDITS_IN_PLACE"))
     for w in app.state.auth.warnings(host):
         log.warning(w)
     uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()

@@ -39,7 +39,7 @@ class Service:
     each server re-reads the rows changed since its last look, at most every
     ``refresh_seconds`` on requests and always before a write."""
 
-    def __init__(self, model: Any, store: Store, refresh_seconds: float = 1.0) -> None:
+    def __init__(self, model: Any, store: Store, refresh_seconds: float = 1.0, swap_edits: bool = True) -> None:
         if getattr(model, "catalog", None) is None:
             raise GenrecError("the model has no catalog: fit or load it before serving")
         self.model, self.store = model, store
@@ -47,7 +47,7 @@ class Service:
         self.lock = threading.RLock()  # the model: one batched recommend or in-place edit at a time
         self.catalog_lock = threading.RLock()  # catalog and event writes, and syncs; taken before ``lock``
         self.takes_exclude = _takes_exclude(model)
-        self.swaps = swaps_on_edit(model)
+        self.swaps = swap_edits and swaps_on_edit(model)
         self.state = CatalogState(lambda: self.model.catalog)
         self.refresh_seconds = refresh_seconds
         self.seq = 0  # the catalog version this server has applied
@@ -100,13 +100,24 @@ class Service:
     def _apply_rows(self, rows: list[ItemRow]) -> None:
         new = [r for r in rows if r.item_id not in self.catalog]
         changed = [r for r in rows if r.item_id in self.catalog]
+
+        def apply(m: Any) -> None:
+            if new:
+                m.add_items([_to_item(r) for r in new])
+            if changed:
+                m.update_items([_to_item(r) for r in changed])
+
+        edited = None
+        if self.swaps:  # re-index a copy while recommendations go on, then swap it in
+            edited = edit_copy(self.model)
+            apply(edited)
         with self.lock:
             self.state.changed()
             try:
-                if new:
-                    self.model.add_items([_to_item(r) for r in new])
-                if changed:
-                    self.model.update_items([_to_item(r) for r in changed])
+                if edited is not None:
+                    self.model = edited
+                else:
+                    apply(self.model)
             finally:
                 self.state.changed()
         self.state.mark(deleted=[r.item_id for r in rows if r.deleted],

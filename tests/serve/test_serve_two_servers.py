@@ -77,3 +77,21 @@ def test_a_write_from_a_stale_version_is_refused(any_db, serve_split):
     finally:
         s1.close()
         s2.close()
+
+
+def test_a_title_search_server_re_indexes_what_another_server_added(db_url, title_bm25_dir, serve_split):
+    """B (title-bm25) applies A's new item on a re-indexed copy of its model: B's search finds it."""
+    hist = list(serve_split.test[0].history)
+    last = serve_split.catalog[hist[-1]].title
+    with serving(title_bm25_dir, db_url, token=TOKEN, refresh_seconds=0.2) as url_a, \
+            serving(title_bm25_dir, db_url, token=TOKEN, refresh_seconds=0.2) as url_b, \
+            httpx.Client(base_url=url_a, timeout=30, headers=AUTH) as a, \
+            httpx.Client(base_url=url_b, timeout=30, headers=AUTH) as b:
+        new = {"id": "TWIN-PAN", "title": f"{last} {last}", "categories": ["Kitchen"]}
+        assert a.post("/items", json=new).status_code == 201
+
+        def found_by_b() -> bool:
+            body = b.post("/recommend", json={"history": hist, "k": 10}).json()
+            return "TWIN-PAN" in [q for qq in body["why"]["queries"] for q in qq["items"]]
+
+        _until(found_by_b)
