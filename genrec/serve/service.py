@@ -12,7 +12,6 @@ plain dicts or raise :mod:`genrec.serve.errors` (the routes map them to status c
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -24,7 +23,7 @@ from genrec.errors import GenrecError
 from genrec.serve import schemas as S
 from genrec.serve.batching import Batcher
 from genrec.serve.catalog_state import CatalogState
-from genrec.serve.model_swap import edit_copy, swaps_on_edit
+from genrec.serve.model_swap import capabilities, edit_copy, swaps_on_edit
 from genrec.serve.errors import Conflict, NotFound, Rejected, Unavailable
 from genrec.serve.store import ItemRow, Store
 
@@ -300,11 +299,8 @@ class _model_refusal:  # noqa: N801 - used as a context manager
 
 
 def _takes_exclude(model: Any) -> bool:
-    """Whether ``model.recommend`` accepts ``exclude=`` (item ids it must never return)."""
-    try:
-        return "exclude" in inspect.signature(model.recommend).parameters
-    except (TypeError, ValueError):  # a builtin or C-implemented recommend: no signature
-        return False
+    """Whether ``model.recommend`` accepts ``exclude=`` (declared in its capabilities)."""
+    return capabilities(model).takes_exclude
 
 
 def _to_item(r: ItemRow) -> Item:
