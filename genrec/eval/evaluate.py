@@ -118,6 +118,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     card = {
         "model": model_name,
         "params": model.get_params() if hasattr(model, "get_params") else {},
+        "capabilities": capabilities_of(model).names(),  # e.g. whether cold-start targets are reachable by text
         "split": split.describe(),
         "evaluated": which,
         "cases": len(cases),

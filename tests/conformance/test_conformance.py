@@ -248,3 +248,11 @@ def test_copy_for_edit_takes_edits_without_changing_the_original(model, name, de
         assert model.recommend([h], k=K).items == before, f"editing {name}'s copy changed the original"
     if model.capabilities.cold_start_items:
         assert "NEW-CLONE" in dup.recommend([h], k=K).items[0]
+
+
+def test_evaluate_records_the_declared_capabilities(model, demo_loo):
+    from genrec.eval.evaluate import evaluate
+
+    rep = evaluate(model, demo_loo, ks=(5,), max_cases=5, progress=False)
+    assert rep.run_card["capabilities"] == model.capabilities.names()
+    assert len(rep.per_case) == 5
