@@ -151,10 +151,13 @@ def check_cases(model, split, cases: Sequence) -> LeakCheck:
     if fitted_on is not None and fitted_on.train is split.train:
         return LeakCheck("same training data", len(cases))
     if fitted_on is not None:
-        trained, hashes = training_record(fitted_on), training_hashes(fitted_on.train)
+        cache = model.__dict__.get("_provenance_cache")
+        if cache is None or cache[0] is not fitted_on:
+            cache = model._provenance_cache = (fitted_on, training_record(fitted_on), training_hashes(fitted_on.train))
+        trained, hashes = cache[1], cache[2]
     else:
         trained = getattr(model, "_trained_on", None)
-        hashes = getattr(model, "_training_hashes", None)
+        hashes = load_hashes(model._trained_on_dir) if trained is not None else None
         if trained is None or hashes is None:
             return LeakCheck("unchecked", len(cases))
     pairs, items = hashes

@@ -89,9 +89,9 @@ def markdown_table(reports: Sequence[Report], metrics: Sequence[str] | None = No
 
 def fit_line(name: str, fit_info: dict | None, fit_seconds: float | None = None) -> str:
     """One line on what happened in training (``Recommender.fit_info_``), for the CLI."""
-    secs = "" if fit_seconds is None else f" in {fit_seconds:.1f} s"
+    done = "saved model" if fit_seconds is None else f"trained in {fit_seconds:.1f} s"
     if not fit_info:
-        return f"{name}: trained{secs} (the model reports no training details)"
+        return f"{name}: {done} (the model reports no training details)"
     parts = []
     if fit_info.get("epochs_run") is not None:
         best = fit_info.get("best_epoch")
@@ -104,7 +104,7 @@ def fit_line(name: str, fit_info: dict | None, fit_seconds: float | None = None)
         parts.append(f"precision {fit_info['precision']}")
     if fit_info.get("train_seconds") is not None:
         parts.append(f"training {fit_info['train_seconds']:.1f} s")
-    return f"{name}: trained{secs}: {', '.join(parts)}"
+    return f"{name}: {done}: {', '.join(parts)}"
 
 
 def _fmt(v, digits: int = 4) -> str:

@@ -205,13 +205,17 @@ class Recommender:
         if split is not None:  # what it was trained on, to refuse evaluating it on its own training data
             meta["trained_on"] = provenance.training_record(split)
             provenance.save_hashes(split.train, path)
-        elif getattr(self, "_trained_on", None) is not None and self._training_hashes is not None:
-            meta["trained_on"] = self._trained_on  # a loaded model saved again
-            pairs, items = self._training_hashes
-            np.savez(path / provenance.PAIRS_FILE, pairs=pairs, items=items)
+        elif getattr(self, "_trained_on", None) is not None:  # a loaded model saved again
+            src = Path(self._trained_on_dir) / provenance.PAIRS_FILE
+            if src.is_file():
+                meta["trained_on"] = self._trained_on
+                if src.resolve() != (path / provenance.PAIRS_FILE).resolve():
+                    import shutil
+
+                    shutil.copyfile(src, path / provenance.PAIRS_FILE)
         catalog.save(path / CATALOG_FILE)
         self._save_state(path)
-        (path / MODEL_FILE).write_text(json.dumps(meta, indent=2))
+        (path / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=_json_scalar))
         return path
 
     @classmethod
@@ -223,10 +227,7 @@ class Recommender:
         model = cls(**meta["params"])
         model.catalog = Catalog.load(path / CATALOG_FILE)
         model._load_state(path)
-        from genrec.eval import provenance
-
-        model._trained_on = meta.get("trained_on")
-        model._training_hashes = provenance.load_hashes(path) if model._trained_on else None
+        model._trained_on, model._trained_on_dir = meta.get("trained_on"), path  # the pair hashes load when checked
         if meta.get("fit_info") is not None:
             model.fit_info_ = meta["fit_info"]
         return model
@@ -242,6 +243,11 @@ class Recommender:
     def _load_state(self, path: Path) -> None:
         with open(path / "state.pkl", "rb") as f:
             vars(self).update(pickle.load(f))
+
+
+def _json_scalar(x: Any) -> Any:
+    """numpy scalars (a fit_info_ value, say) as Python numbers; anything else as text."""
+    return x.item() if isinstance(x, np.generic) else str(x)
 
 
 def _recording_fit(fit):

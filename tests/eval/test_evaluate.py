@@ -162,7 +162,7 @@ def test_unreachable_targets_are_counted_and_reported():
 def test_cases_carry_why_and_card_carries_fit_info(tmp_path, demo_user):
     model = create("title-bm25", tune_bm25=False, num_queries=3).fit(demo_user)
     model.fit_info_ = {"epochs_run": 0, "best_epoch": None, "stop_reason": "no training", "precision": "fp32",
-                       "steps": 0, "train_seconds": 0.0}
+                       "steps": 0, "train_seconds": np.float64(0.5)}  # numpy scalars are saved as numbers
     rep = evaluate(model, demo_user, ks=(10,), progress=False, max_cases=20)
     rep.save(tmp_path / "r")
     rows = [json.loads(l) for l in open(tmp_path / "r" / "cases.jsonl")]
@@ -172,6 +172,33 @@ def test_cases_carry_why_and_card_carries_fit_info(tmp_path, demo_user):
     model.save(tmp_path / "m")
     from genrec.models.registry import load_model
 
-    assert load_model(tmp_path / "m").fit_info_["precision"] == "fp32"
+    assert load_model(tmp_path / "m").fit_info_ == {**model.fit_info_, "train_seconds": 0.5}
     rep = evaluate(create("pop").fit(demo_user), demo_user, ks=(10,), progress=False, max_cases=5)
     assert [r["why"] for r in rep.per_case] == [None] * 5 and rep.run_card["fit_info"] is None
+
+
+def test_model_saved_without_provenance_is_evaluated_with_a_note(tmp_path, demo_loo):
+    from genrec.models.registry import load_model
+
+    m = create("pop").fit(demo_loo)
+    m.save(tmp_path / "m")
+    load_model(tmp_path / "m").save(tmp_path / "again")  # a loaded model keeps its provenance when saved again
+    again = json.loads((tmp_path / "again" / "genrec_model.json").read_text())
+    assert again["trained_on"]["split"] == "loo" and (tmp_path / "again" / "training_pairs.npz").is_file()
+    meta = json.loads((tmp_path / "m" / "genrec_model.json").read_text())
+    del meta["trained_on"]  # as saved by genrec before provenance existed
+    (tmp_path / "m" / "genrec_model.json").write_text(json.dumps(meta))
+    rep = evaluate(load_model(tmp_path / "m"), demo_loo, ks=(10,), progress=False)
+    assert rep.run_card["leakage"]["status"] == "unchecked"
+    assert any("leakage could not be checked" in n for n in rep.notes())
+
+
+def test_fit_line_says_what_happened_in_training():
+    from genrec.eval.report import fit_line
+
+    info = {"epochs_run": 5, "best_epoch": 3, "stop_reason": "patience 2 ran out", "precision": "bf16",
+            "steps": 1200, "train_seconds": 11.04}
+    assert fit_line("sasrec", info, 12.34) == ("sasrec: trained in 12.3 s: 5 epochs run, kept epoch 3, 1,200 steps, "
+                                               "stopped: patience 2 ran out, precision bf16, training 11.0 s")
+    assert fit_line("pop", None, 0.01) == "pop: trained in 0.0 s (the model reports no training details)"
+    assert fit_line("pop", None) == "pop: saved model (the model reports no training details)"
