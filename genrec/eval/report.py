@@ -104,6 +104,8 @@ def fit_line(name: str, fit_info: dict | None, fit_seconds: float | None = None)
         parts.append(f"precision {fit_info['precision']}")
     if fit_info.get("train_seconds") is not None:
         parts.append(f"training {fit_info['train_seconds']:.1f} s")
+    known = {"epochs_run", "best_epoch", "steps", "stop_reason", "precision", "train_seconds"}
+    parts += [f"{k} {v}" for k, v in fit_info.items() if k not in known and not isinstance(v, (dict, list))]
     return f"{name}: {done}: {', '.join(parts)}"
 
 

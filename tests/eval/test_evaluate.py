@@ -202,3 +202,4 @@ def test_fit_line_says_what_happened_in_training():
                                                "stopped: patience 2 ran out, precision bf16, training 11.0 s")
     assert fit_line("pop", None, 0.01) == "pop: trained in 0.0 s (the model reports no training details)"
     assert fit_line("pop", None) == "pop: saved model (the model reports no training details)"
+    assert fit_line("title-bm25", {"valid_users": 50, "k1": [1]}) == "title-bm25: saved model: valid_users 50"
