@@ -171,29 +171,24 @@ def _user_split(seqs: Sequences, seed: int, ratios):
 
 
 def _loo_split(seqs: Sequences):
-    train_items, train_times = {}, {} if seqs.times is not None else None
+    train_items: dict[str, list[str]] = {}
+    train_times: dict[str, list[float]] | None = {} if seqs.times is not None else None
     valid, test = [], []
-    short = single = 0
     for u, s in seqs.items.items():
-        if len(s) < 3:
-            short += 1  # too short for train + valid + test; its items still train
-            single += len(s) == 1
-            if len(s) >= 1:
-                train_items[u] = list(s[:-1]) if len(s) == 2 else list(s)
-                if train_times is not None:
-                    train_times[u] = list(seqs.times[u][: len(train_items[u])])
-            if len(s) == 2:
-                test.append(_case(u, s))
-            continue
-        train_items[u] = list(s[:-2])
-        if train_times is not None:
-            train_times[u] = list(seqs.times[u][:-2])
-        valid.append(_case(u, s[:-1]))
-        test.append(_case(u, s))
-    train_items = {u: s for u, s in train_items.items() if s}
-    if train_times is not None:
-        train_times = {u: train_times[u] for u in train_items}
-    info = {"users_shorter_than_3": short, "users_single_item": single}
+        # From 3 items on, the last item tests, the second last validates and the rest trains. With
+        # 2 items the first trains and the second tests; a single item only trains.
+        n_eval = min(len(s) - 1, 2) if s else 0
+        if n_eval >= 1:
+            test.append(_case(u, s))
+        if n_eval == 2:
+            valid.append(_case(u, s[:-1]))
+        n_train = len(s) - n_eval
+        if n_train:
+            train_items[u] = list(s[:n_train])
+            if train_times is not None:
+                train_times[u] = list(seqs.times[u][:n_train])
+    lengths = [len(s) for s in seqs.items.values()]
+    info = {"users_shorter_than_3": sum(n < 3 for n in lengths), "users_single_item": lengths.count(1)}
     return Sequences(train_items, train_times, list(seqs.log)), valid, test, info
 
 
@@ -221,46 +216,44 @@ def _temporal_split(seqs: Sequences, q: tuple[float, float]):
 
 
 def check_leakage(split: Split) -> None:
-    """Raise :class:`LeakageError` if evaluation targets can be seen in training."""
+    """Raise :class:`LeakageError` if evaluation targets can be seen in training.
+
+    Every rule is checked in full and reported with its count and a first example: targets in the
+    catalog; non-empty histories; ``user``: no validation/test user trains, none is both; ``loo``:
+    each user's training sequence is a prefix of the case's history (so it ends before the
+    target); ``temporal``: no training interaction at or after the validation cut; cold items:
+    never in training nor in a history.
+    """
     problems: list[str] = []
+
+    def rule(bad: list[str], what: str) -> None:
+        if bad:
+            problems.append(f"{len(bad)} {what} (e.g. {bad[0]})")
+
     train = split.train
     for name, cases in (("valid", split.valid), ("test", split.test)):
-        for c in cases:
-            if c.target not in split.catalog:
-                problems.append(f"{name} target {c.target!r} of user {c.user!r} is not in the catalog")
-            if not c.history:
-                problems.append(f"{name} case of user {c.user!r} has an empty history")
-        if len(problems) > 20:
-            break
+        rule([f"{c.target!r} of user {c.user!r}" for c in cases if c.target not in split.catalog],
+             f"{name} targets are not in the catalog")
+        rule([f"user {c.user!r}" for c in cases if not c.history], f"{name} cases have an empty history")
     if split.protocol == "user":
         train_users = set(train.users)
         for name, cases in (("valid", split.valid), ("test", split.test)):
-            seen = [c.user for c in cases if c.user in train_users]
-            if seen:
-                problems.append(f"{len(seen)} {name} users also appear in training (e.g. {seen[0]!r})")
-        overlap = {c.user for c in split.valid} & {c.user for c in split.test}
-        if overlap:
-            problems.append(f"{len(overlap)} users are both validation and test users")
+            rule([repr(c.user) for c in cases if c.user in train_users], f"{name} users also appear in training")
+        both = sorted({c.user for c in split.valid} & {c.user for c in split.test})
+        rule([repr(u) for u in both], "users are both validation and test users")
     elif split.protocol == "loo":
         for name, cases in (("valid", split.valid), ("test", split.test)):
-            for c in cases:
-                tr = train.items.get(c.user, [])
-                # Training must be a strict prefix of the history: it ends before the target.
-                if list(c.history[: len(tr)]) != tr or len(tr) > len(c.history):
-                    problems.append(f"{name} user {c.user!r}: training sequence is not a prefix of the history")
-                    break
+            rule([f"user {c.user!r}" for c in cases
+                  if list(c.history[: len(train.items.get(c.user, []))]) != train.items.get(c.user, [])],
+                 f"{name} cases whose training sequence is not a prefix of the history")
     elif split.protocol == "temporal":
         cut = split.info["valid_cut"]
-        late = [u for u, ts in (train.times or {}).items() if ts and max(ts) >= cut]
-        if late:
-            problems.append(f"{len(late)} training sequences have interactions after the cut")
+        rule([f"user {u!r}" for u, ts in (train.times or {}).items() if any(t >= cut for t in ts)],
+             f"training sequences have interactions at or after the validation cut {cut}")
     cold = split.cold_items
     if cold:
-        in_train = cold & train.item_set()
-        if in_train:
-            problems.append(f"{len(in_train)} held-out cold items appear in training")
-        if any(i in cold for c in split.valid + split.test for i in c.history):
-            problems.append("held-out cold items appear in evaluation histories")
+        rule(sorted(repr(i) for i in cold & train.item_set()), "held-out cold items appear in training")
+        rule([f"user {c.user!r}" for c in split.valid + split.test if cold.intersection(c.history)],
+             "evaluation histories hold held-out cold items")
     if problems:
-        raise LeakageError("leakage check failed for the "
-                           f"{split.protocol!r} split: " + "; ".join(problems[:10]))
+        raise LeakageError(f"leakage check failed for the {split.protocol!r} split: " + "; ".join(problems))

@@ -30,11 +30,14 @@ def precision_at_k(ranked: Sequence[str], targets: Iterable[str], k: int) -> flo
 
 
 def ndcg_at_k(ranked: Sequence[str], targets: Iterable[str], k: int) -> float:
-    """Binary-relevance NDCG with log2 discounts: DCG / ideal DCG."""
+    """Binary-relevance NDCG with log2 discounts: DCG / ideal DCG. No targets is an error, as in
+    :func:`recall_at_k` (the ideal DCG would be 0: the ratio is undefined, not 0)."""
     t = set(targets)
+    if not t:
+        raise ValueError("no targets")
     dcg = sum(1.0 / math.log2(i + 2) for i, x in enumerate(ranked[:k]) if x in t)
     idcg = sum(1.0 / math.log2(i + 2) for i in range(min(len(t), k)))
-    return dcg / idcg if idcg else 0.0
+    return dcg / idcg
 
 
 def mrr_at_k(ranked: Sequence[str], targets: Iterable[str], k: int) -> float:
@@ -46,6 +49,7 @@ def mrr_at_k(ranked: Sequence[str], targets: Iterable[str], k: int) -> float:
 
 
 def jaccard(a: set, b: set) -> float:
+    """|a & b| / |a | b|; 0.0 for two empty sets (they share nothing; diversity never asks)."""
     u = a | b
     return len(a & b) / len(u) if u else 0.0
 
@@ -55,7 +59,7 @@ def diversity_at_k(ranked: Sequence[str], attrs: Mapping[str, set], k: int) -> f
     brands). Items without the attribute are left out; NaN when fewer than two remain."""
     sets = [attrs[i] for i in ranked[:k] if attrs.get(i)]
     if len(sets) < 2:
-        return float("nan")
+        return math.nan
     sims = [jaccard(a, b) for a, b in combinations(sets, 2)]
     return 1.0 - sum(sims) / len(sims)
 
@@ -67,7 +71,7 @@ def coverage_at_k(ranked: Sequence[str], history: Sequence[str], attrs: Mapping[
     for i in history:
         want |= attrs.get(i, set())
     if not want:
-        return float("nan")
+        return math.nan
     got: set = set()
     for i in ranked[:k]:
         got |= attrs.get(i, set())
@@ -75,11 +79,13 @@ def coverage_at_k(ranked: Sequence[str], history: Sequence[str], attrs: Mapping[
 
 
 def catalog_coverage(lists: Iterable[Sequence[str]], n_items: int, k: int) -> float:
-    """Share of the catalog that appears in at least one top-k list."""
+    """Share of the catalog that appears in at least one top-k list. An empty catalog is an error."""
+    if n_items <= 0:
+        raise ValueError(f"catalog_coverage needs a non-empty catalog, got n_items={n_items}")
     seen: set = set()
     for r in lists:
         seen.update(r[:k])
-    return len(seen) / n_items if n_items else 0.0
+    return len(seen) / n_items
 
 
 # -- vectorised forms over target ranks (one target per case), used by evaluate() ---------------
@@ -88,12 +94,12 @@ def rank_metrics(ranks: np.ndarray, k: int) -> dict[str, np.ndarray]:
     """Per-case Recall/NDCG/Precision/MRR@k from 1-based target ranks (0 = not retrieved)."""
     r = np.asarray(ranks)
     hit = (r > 0) & (r <= k)
-    safe = np.where(hit, r, 1)
+    rank = np.where(hit, r, np.inf)  # a miss counts as rank infinity: 1/rank and 1/log2(rank+1) are 0
     return {
-        "recall": hit.astype(np.float64),
-        "ndcg": np.where(hit, 1.0 / np.log2(safe + 1), 0.0),
+        "recall": np.where(hit, 1.0, 0.0),
+        "ndcg": 1.0 / np.log2(rank + 1),
         "precision": hit / k,
-        "mrr": np.where(hit, 1.0 / safe, 0.0),
+        "mrr": 1.0 / rank,
     }
 
 
@@ -102,7 +108,7 @@ def rank_metrics(ranks: np.ndarray, k: int) -> dict[str, np.ndarray]:
 def attribute_table(sets: Sequence[set], ) -> np.ndarray:
     """Pad per-item attribute sets into an (n_items, L) int array of attribute codes, -1 = none."""
     codes: dict = {}
-    width = max((len(s) for s in sets), default=0) or 1
+    width = max([1, *(len(s) for s in sets)])
     out = np.full((len(sets), width), -1, dtype=np.int64)
     for i, s in enumerate(sets):
         for j, a in enumerate(sorted(s, key=str)):
@@ -125,7 +131,7 @@ def diversity_batch(lists: np.ndarray, table: np.ndarray, ks: Sequence[int]) -> 
     union = size[:, :, None] + size[:, None, :] - inter
     has = size > 0
     pair_ok = has[:, :, None] & has[:, None, :]
-    jac = np.where(pair_ok & (union > 0), inter / np.maximum(union, 1), 0.0)
+    jac = inter / np.maximum(union, 1)  # pairs of items without attributes are masked out below
     out = {}
     for k in ks:
         kk = min(k, K)
@@ -133,8 +139,7 @@ def diversity_batch(lists: np.ndarray, table: np.ndarray, ks: Sequence[int]) -> 
         ok = pair_ok[:, :kk, :kk] & tri
         n_pairs = ok.sum((1, 2))
         s = (jac[:, :kk, :kk] * ok).sum((1, 2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[k] = np.where(n_pairs > 0, 1.0 - s / np.maximum(n_pairs, 1), np.nan)
+        out[k] = np.where(n_pairs > 0, 1.0 - s / np.maximum(n_pairs, 1), np.nan)
     return out
 
 
@@ -144,7 +149,7 @@ def coverage_batch(lists: np.ndarray, histories: Sequence[np.ndarray], table: np
     B, K = lists.shape
     out = {k: np.full(B, np.nan) for k in ks}
     for r in range(B):
-        h = table[histories[r]] if len(histories[r]) else np.empty((0, table.shape[1]), np.int64)
+        h = table[np.asarray(histories[r], dtype=np.int64)]
         want = set(h[h >= 0].tolist())
         if not want:
             continue
@@ -155,7 +160,6 @@ def coverage_batch(lists: np.ndarray, histories: Sequence[np.ndarray], table: np
             for a in table[item]:
                 if a >= 0 and a in want and a not in first:
                     first[a] = pos + 1
-        ranks = np.fromiter(first.values(), dtype=np.int64, count=len(first))
         for k in ks:
-            out[k][r] = (ranks <= k).sum() / len(want)
+            out[k][r] = sum(p <= k for p in first.values()) / len(want)
     return out

@@ -18,6 +18,7 @@ only the order carries meaning.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Collection, Sequence
 
@@ -69,23 +70,19 @@ def rank_merge(results: Sequence[Sequence[str]], k: int, *, exclude: Collection[
             taken.add(it)
             items.append(it)
             contrib[j].append(it)
+    # Rule 3: round-robin over the queries in order; a query with no results left drops out.
     from_queries = 0
-    active = list(range(len(results)))
-    while len(items) < k and active:
-        still = []
-        for j in active:
-            if len(items) >= k:
-                still.append(j)
-                break
-            it = next_from(j)
-            if it is None:
-                continue
-            taken.add(it)
-            items.append(it)
-            contrib[j].append(it)
-            from_queries += 1
-            still.append(j)
-        active = still if len(items) < k else []
+    turn = deque(range(len(results)))
+    while turn and len(items) < k:
+        j = turn.popleft()
+        it = next_from(j)
+        if it is None:
+            continue
+        taken.add(it)
+        items.append(it)
+        contrib[j].append(it)
+        from_queries += 1
+        turn.append(j)
     by_pop = 0
     for it in popular:
         if len(items) >= k:
