@@ -9,11 +9,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
+# strict_skips: under GENREC_STRICT=1 or CI=true every skip fails (see that module); pytester: its
+# own test runs real sub-pytests.
+pytest_plugins = ("pytester", "tests.strict_skips")
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
 def shared_dataset(name: str) -> Path:
-    """Path to a dataset under ../shared/datasets, or skip the test cleanly."""
+    """Path to a dataset under ../shared/datasets, or skip the test (a failure in strict mode)."""
     p = SHARED / name
     if not p.is_dir():
         pytest.skip(f"{p} not present (real data lives in ../shared/datasets)")
