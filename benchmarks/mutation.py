@@ -65,6 +65,14 @@ EQUIVALENT: list[dict[str, str]] = [
      "to": "a = np.where(lists[..., None] >= 0, table[np.maximum(lists, 0)], -2) # (B, K, L)",
      "reason": "any negative code marks an empty slot: the codes are only read through `a >= 0` and equality "
                "masked by it"},
+    {"module": "splits", "function": "_temporal_split",
+     "from": "all_t = np.concatenate([np.asarray(t, dtype=float) for t in seqs.times.values()])",
+     "to": "all_t = np.concatenate([np.asarray(t, dtype=None) for t in seqs.times.values()])",
+     "reason": "np.quantile interpolates in float64 whether the timestamps arrive as ints or floats"},
+    {"module": "splits", "function": "_temporal_split",
+     "from": "all_t = np.concatenate([np.asarray(t, dtype=float) for t in seqs.times.values()])",
+     "to": "all_t = np.concatenate([np.asarray(t, ) for t in seqs.times.values()])",
+     "reason": "np.quantile interpolates in float64 whether the timestamps arrive as ints or floats"},
 ]
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 from dataclasses import dataclass, field
@@ -91,6 +92,8 @@ def make_split(dataset, protocol: str = "user", seed: int = 0, *,
     every training sequence and every history, so they can appear only as validation/test
     targets (see :meth:`Split.cold_view`). Text-based models can still find them by title.
     """
+    if not 0 <= cold_items < 1:
+        raise ValueError(f"cold_items must be a fraction in [0, 1), got {cold_items}")
     seqs: Sequences = dataset.sequences
     if protocol == "user":
         split = _user_split(seqs, seed, ratios)
@@ -128,8 +131,6 @@ def _warn_single_item_users(name: str, protocol: str, info: dict) -> None:
 
 
 def _hold_out_items(catalog: Catalog, train: Sequences, valid, test, info, frac: float, seed: int):
-    if not 0 < frac < 1:
-        raise ValueError(f"cold_items must be a fraction in (0, 1), got {frac}")
     ids = sorted(catalog.ids)
     random.Random(f"cold-{seed}").shuffle(ids)
     cold = set(ids[: int(round(frac * len(ids)))])
@@ -155,7 +156,7 @@ def _case(user: str, seq: list[str]) -> Case:
 
 
 def _user_split(seqs: Sequences, seed: int, ratios):
-    if abs(sum(ratios) - 1) > 1e-6 or min(ratios) < 0:
+    if not math.isclose(sum(ratios), 1.0, abs_tol=1e-6) or min(ratios) < 0:
         raise ValueError(f"ratios must be non-negative and sum to 1, got {ratios}")
     users = sorted(seqs.users)
     random.Random(seed).shuffle(users)

@@ -6,6 +6,7 @@ from genrec.data.catalog import Catalog, Item
 from genrec.data.dataset import Dataset
 from genrec.data.sequences import Sequences
 from genrec.data.splits import Case, make_split
+from genrec.errors import GenrecError, UnknownNameError
 
 
 def _ds(seqs, times=None, name="t"):
@@ -26,13 +27,16 @@ def test_user_split_sizes_follow_non_default_ratios():
     assert sp.info["ratios"] == [0.6, 0.3, 0.1]
     sp = make_split(ds, "user", seed=0, ratios=(0.7, 0.2, 0.1))  # sums to 0.9999999999999999
     assert (len(sp.train), len(sp.valid), len(sp.test)) == (35, 10, 5)
+    sp = make_split(ds, "user", seed=0, ratios=(0.8, 0.1, 0.1000005))  # within 1e-6 of 1
+    assert (len(sp.train), len(sp.valid), len(sp.test)) == (40, 5, 5)
     sp = make_split(ds, "user", seed=0, ratios=(0.9, 0.0, 0.1))  # a zero share is allowed
     assert (len(sp.train), len(sp.valid), len(sp.test)) == (45, 0, 5)
     users = set(ds.sequences.users)
     assert set(sp.train.users) | {c.user for c in sp.test} == users
 
 
-@pytest.mark.parametrize("ratios", [(0.8, 0.1, 0.2), (0.5, 0.1, 0.1), (1.2, -0.1, -0.1), (1.0, 0.0, -0.0001)])
+@pytest.mark.parametrize("ratios", [(0.8, 0.1, 0.2), (0.5, 0.1, 0.1), (0.8, 0.1, 0.100002), (1.2, -0.1, -0.1),
+                                    (1.0, 0.0, -0.0001)])
 def test_user_split_rejects_ratios_that_are_negative_or_do_not_sum_to_one(ratios):
     with pytest.raises(ValueError, match=r"ratios must be non-negative and sum to 1, got \(" + str(ratios[0])):
         make_split(_ds(_three_item_users(10)), "user", ratios=ratios)
@@ -73,8 +77,11 @@ def test_loo_split_by_length_with_timestamps():
 
 
 def test_loo_split_without_timestamps_and_a_user_with_no_items():
-    sp = make_split(_ds({"u": ["a", "b", "c"], "empty": []}), "loo")
+    ds = _ds({"u": ["a", "b", "c"], "empty": []})
+    ds.sequences.log.append("loaded by the test")
+    sp = make_split(ds, "loo")
     assert sp.train.items == {"u": ["a"]} and sp.train.times is None
+    assert sp.train.log == ["loaded by the test"]
     assert sp.valid == [Case("u", ("a",), "b")] and sp.test == [Case("u", ("a", "b"), "c")]
     assert (sp.info["users_shorter_than_3"], sp.info["users_single_item"]) == (1, 0)
 
@@ -82,22 +89,30 @@ def test_loo_split_without_timestamps_and_a_user_with_no_items():
 # -- temporal -----------------------------------------------------------------------------------
 
 def test_temporal_split_contents_and_both_cut_boundaries():
-    # 13 timestamps; quantiles 0.5 and 0.75 fall exactly on the 7th and 10th: cuts 6 and 9
-    seqs = {"A": ["a", "b", "c"], "B": ["x", "y", "z"], "C": ["p", "q", "r"], "D": ["d1", "d2", "d3"],
-            "E": ["e1"]}
-    times = {"A": [0, 6, 9], "B": [1, 2, 9], "C": [3, 4, 5], "D": [7, 8, 11], "E": [12]}
-    sp = make_split(_ds(seqs, times), "temporal", temporal_quantiles=(0.5, 0.75))
+    # 17 timestamps: the 0.5 and 0.75 quantiles are exactly the 9th and 13th, 6 and 9
+    seqs = {"A": ["a", "b", "c"], "B": ["x", "y", "z"], "C": ["p"], "D": ["d1", "d2", "d3"], "G": ["g0", "g1"],
+            "H": ["h0", "h1"], "I": ["i0", "i1", "i2"]}
+    times = {"A": [0, 6, 9], "B": [1, 2, 9], "C": [11], "D": [7, 8, 12], "G": [5, 10], "H": [3, 4],
+             "I": [0.5, 1.5, 6.5]}
+    ds = _ds(seqs, times)
+    ds.sequences.log.append("loaded by the test")
+    sp = make_split(ds, "temporal", temporal_quantiles=(0.5, 0.75))
     assert (sp.info["valid_cut"], sp.info["test_cut"], sp.info["quantiles"]) == (6.0, 9.0, [0.5, 0.75])
     # before the validation cut trains; an interaction exactly at the cut does not
-    assert sp.train.items == {"A": ["a"], "B": ["x", "y"], "C": ["p", "q", "r"]}
-    assert sp.train.times == {"A": [0], "B": [1, 2], "C": [3, 4, 5]}
+    assert sp.train.items == {"A": ["a"], "B": ["x", "y"], "G": ["g0"], "H": ["h0", "h1"], "I": ["i0", "i1"]}
+    assert sp.train.times == {"A": [0], "B": [1, 2], "G": [5], "H": [3, 4], "I": [0.5, 1.5]}
+    assert sp.train.log == ["loaded by the test"]
     # a user's first interaction at/after the validation cut (and before the test cut) validates;
-    # B's first one after the validation cut is exactly at the test cut: no validation case;
-    # D has nothing before the validation cut: no history, no validation case
-    assert sp.valid == [Case("A", ("a",), "b")]
-    # the first interaction at/after the test cut is the test target, everything before it history;
-    # E has nothing before the test cut: no case
-    assert sp.test == [Case("A", ("a", "b"), "c"), Case("B", ("x", "y"), "z"), Case("D", ("d1", "d2"), "d3")]
+    # B's and G's first ones after the validation cut are at/after the test cut: no validation case;
+    # C and D have nothing before the validation cut: no history, no validation case
+    assert sp.valid == [Case("A", ("a",), "b"), Case("I", ("i0", "i1"), "i2")]
+    # the first interaction at/after the test cut is the test target, everything before it the
+    # history (one item for G); C has nothing before the test cut: no case
+    assert sp.test == [Case("A", ("a", "b"), "c"), Case("B", ("x", "y"), "z"), Case("D", ("d1", "d2"), "d3"),
+                       Case("G", ("g0",), "g1")]
+    with pytest.raises(GenrecError, match=r"^the temporal split needs timestamps; this dataset has none \(its "
+                       r"files carry order only\): use --split loo or --split user$"):
+        make_split(_ds(seqs), "temporal")
 
 
 def test_temporal_split_default_quantiles():
@@ -125,8 +140,8 @@ def test_cold_set_is_repeatable_per_seed_and_sized_by_the_fraction():
 
 
 @pytest.mark.parametrize("frac", [1.0, 1.5, -0.1])
-def test_cold_fraction_must_be_strictly_between_0_and_1(frac):
-    with pytest.raises(ValueError, match=rf"cold_items must be a fraction in \(0, 1\), got {frac}"):
+def test_cold_fraction_must_be_in_0_to_1_with_1_excluded(frac):
+    with pytest.raises(ValueError, match=rf"^cold_items must be a fraction in \[0, 1\), got {frac}$"):
         make_split(_ds(_three_item_users(10)), "user", cold_items=frac)
 
 
@@ -151,6 +166,29 @@ def test_cold_items_are_stripped_from_histories_and_cases_left_without_history_d
     assert view.valid == [c for c in sp.valid if c.target in cold] and view.valid
     assert view.test == [c for c in sp.test if c.target in cold] and view.test
     assert view.info["view"] == "cold-start targets only" and view.train is sp.train
+    assert (view.catalog, view.protocol, view.seed) == (sp.catalog, "loo", 1)
+    assert sp.train.log[-1] == "hold out 3 cold items"
+    with pytest.raises(ValueError, match=r"^this split holds out no items: make it with cold_items=0\.1$"):
+        full.cold_view()
+
+
+def test_make_split_defaults_protocol_name_and_recorded_info():
+    ds = Dataset("tiny", Catalog(Item(i) for i in ("a", "b", "c")),
+                 Sequences({f"u{n:02d}": ["a", "b", "c"] for n in range(20)}), info={"preprocess": "standard"},
+                 synthetic=True)
+    sp = make_split(ds)
+    assert (sp.protocol, sp.seed) == ("user", 0) and sp.test == make_split(ds, "user", seed=0).test
+    assert (sp.info["dataset"], sp.info["synthetic"], sp.info["preprocess"]) == ("tiny", True, "standard")
+    with pytest.raises(UnknownNameError, match="^unknown split protocol 'random'; known split protocols: loo, "
+                       "temporal, user$"):
+        make_split(ds, "random")
+
+
+def test_single_item_warning_points_at_the_caller():
+    ds = _ds({"u": ["a", "b", "c"], "s": ["a"]})
+    with pytest.warns(UserWarning, match="single item") as w:
+        make_split(ds, "loo")
+    assert w[0].filename == __file__
 
 
 def test_split_describe_and_cases():
