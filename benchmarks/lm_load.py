@@ -36,20 +36,14 @@ PROMPTS = [
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
-        mem_s = f"{mem / 2**20:.0f} GiB RAM"
-    except (OSError, StopIteration):
-        mem_s = "RAM unknown"
-    return f"{cpu}, {len(os.sched_getaffinity(0))} cores usable, {mem_s}, {platform.system()} {platform.release()}"
+    """genrec.eval.runcard.machine() as one line, with the RAM (psutil) and the cores this process may use."""
+    import psutil
+
+    from genrec.eval.runcard import machine as facts
+
+    m = facts()
+    return (f"{m.get('cpu', 'unknown CPU')}, {len(os.sched_getaffinity(0))} cores usable, "
+            f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, {m['platform']}")
 
 
 def bf16_note() -> str:

@@ -302,6 +302,10 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
         open_writes=open_writes or None)
 
 
+from genrec.experiments.cli import bench  # noqa: E402  (experiments: `genrec bench CONFIG`)
+app.command()(bench)
+
+
 def _click_exceptions():
     try:  # typer >= 0.26 vendors click
         from typer._click import exceptions

@@ -32,3 +32,7 @@ class UnknownNameError(GenrecError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return self.args[0]
+
+
+class ConfigError(DataError):
+    """A bad run configuration (``genrec bench``): names the file and the field."""

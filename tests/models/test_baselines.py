@@ -216,36 +216,6 @@ def test_bad_parameters_fail_clearly(demo_loo):
         create("content", fields=["price"]).fit(demo_loo)
 
 
-# -- the benchmark script's plumbing ---------------------------------------------------------------
-
-def _bench_module():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "baselines.py"
-    spec = importlib.util.spec_from_file_location("bench_baselines", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_benchmark_skips_models_whose_module_is_missing(monkeypatch, tmp_path):
-    from genrec.models import registry
-
-    bench = _bench_module()
-    monkeypatch.setitem(registry.MODELS, "ghost", "genrec.models.baselines.no_such_module:Ghost")
-    ok, why = bench.model_available("ghost")
-    assert not ok and "does not exist" in why
-    assert bench.model_available("itemknn") == (True, "")
-    assert bench.parse_params(["als.factors=8", "bpr.factors=4", "seed=3", "x=abc"], "als") == \
-        {"factors": 8, "seed": 3, "x": "abc"}
-    meta = {"dataset": "amazon-beauty", "split": "loo", "seed": 0, "command": "c", "date": "d",
-            "wall_seconds": 1.0, "machine": {"cpus": 2}}
-    md, js = bench.write_results(tmp_path, meta, [{"model": "ghost", "note": why}])
-    text = md.read_text()
-    assert "ghost" in text and "does not exist" in text and "0.0605" in text  # SASRec anchor
-
-
 # -- the user split: test users never seen in training ---------------------------------------------
 
 @pytest.fixture(scope="module")

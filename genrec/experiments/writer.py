@@ -1,0 +1,99 @@
+"""Results pages of ``genrec bench``: ``<name>.json`` (everything) and ``<name>.md`` (the table, the
+machine facts measured during the run, anchors, parameters, tuning). Hand-written notes below
+:data:`MARKER` survive a rerun (:func:`genrec.eval.report.write_keeping_notes`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from genrec.eval.report import write_keeping_notes
+
+MARKER = "<!-- hand-written notes below this line are kept when `genrec bench` rewrites the page -->"
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _short(metric: str) -> str:
+    return metric.replace("recall@", "R@").replace("ndcg@", "N@")
+
+
+def machine_line(m: dict) -> str:
+    """The machine as measured: CPU, cores, load average at the start and the end of the run."""
+    gpu = f", GPU {m['gpu']}" if m.get("gpu") else ""
+    flags = f" ({' '.join(m['cpu_flags'])})" if m.get("cpu_flags") else ""
+    return (f"{m.get('cpu') or m.get('processor')}{flags}, {m.get('cpus')} CPUs{gpu}, {m.get('platform')}; "
+            f"load average (1, 5, 15 min) {m.get('load_average_start')} at the start, "
+            f"{m.get('load_average_end')} at the end")
+
+
+def markdown(res: dict) -> str:
+    """The Markdown page of a results dict written by :func:`genrec.experiments.runner.run`."""
+    cfg, data, rows = res["config"], res["data"], res["results"]
+    ks = cfg["evaluate"]["ks"]
+    cols = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
+    v = res["versions"]
+    synthetic = " (SYNTHETIC)" if data.get("synthetic") else ""
+    lines = [f"# {res['title']}", "",
+             f"Command: `{res['command']}`  ",
+             f"Date (UTC): {res['started_utc']} to {res['finished_utc']}; wall time {res['wall_seconds']:.0f} s; "
+             f"seed {res['seed']}; torch threads {res['threads'] or 'default'}.  ",
+             f"Machine (measured during the run): {machine_line(res['machine'])}.  ",
+             "Versions: " + ", ".join(f"{k} {v[k]}" for k in ("python", "numpy", "torch", "transformers", "implicit")
+                                      if k in v) + ".  ",
+             f"Data: {data['dataset']}{synthetic}, `{data['split']}` split, `{data['preprocess']}` preprocessing; "
+             f"{data['train_users']:,} training users, {data['items']:,} items, {data['valid_cases']:,} validation "
+             f"and {data['test_cases']:,} test cases"
+             + (f" ({cfg['evaluate']['max_cases']} test cases evaluated)" if cfg["evaluate"]["max_cases"] else "")
+             + "; full ranking over every item, history excluded.", "",
+             "| model | " + " | ".join(_short(c) for c in cols) + " | fit s | eval s | peak MB |",
+             "|---|" + "---|" * (len(cols) + 3)]
+    for r in rows:
+        lines.append(f"| {r['model']} | " + " | ".join(_fmt(r["metrics"].get(c)) for c in cols)
+                     + f" | {r['fit_seconds']:.1f} | {r['eval_seconds']:.1f} | {r['peak_memory_mb']:.0f} |")
+    if res["anchors"]:
+        lines += ["", "Published anchors (other preprocessing and code; read them, do not chase them):", ""]
+        for a in res["anchors"]:
+            notes = f" ({'; '.join(a['notes'])})" if a.get("notes") else ""
+            lines.append(f"- {a['label']}: " + ", ".join(f"{_short(k)} {x}" for k, x in a["metrics"].items())
+                         + f"{notes}. Source: {a['source']}" + (f", {a['where']}" if a.get("where") else "") + ".")
+    lines += ["", "## Parameters", ""]
+    for r in rows:
+        tuned = " (tuned on validation cases)" if r.get("tuning") else ""
+        lines.append(f"- **{r['model']}** (`{r['name']}`){tuned}: `{json.dumps(r['params'], default=str)}`")
+    tuned = [r for r in rows if r.get("tuning")]
+    if tuned:
+        t = cfg["tune"]
+        cases = t["max_cases"] or "all"
+        lines += ["", "## Tuning", "",
+                  f"`{t['method']}` search on {cases} validation cases, by {t['metric']}"
+                  + (f" then {t['tiebreak']}" if t["tiebreak"] else "")
+                  + "; the test cases were used once, for the table above. Every trial is in the JSON.", ""]
+        for r in tuned:
+            tu = r["tuning"]
+            start = tu["trials"][0]["params"]
+            changed = {k: x for k, x in tu["best"].items() if start.get(k) != x}
+            lines.append(f"- {r['model']}: {len(tu['trials'])} trials; best "
+                         + " / ".join(f"{m} {x:.4f}" for m, x in tu["best_valid"].items())
+                         + f" with {json.dumps(changed, default=str) if changed else 'the starting values'}")
+    lines += ["", "fit s: wall seconds of `fit` (after tuning); eval s: seconds ranking the test cases "
+              "(the whole `evaluate` call, with its diversity metrics, is `eval_total_seconds` in the JSON); "
+              "peak MB: peak resident memory from the start of the model's fit (`peak_memory_scope` in the JSON), "
+              "which includes the data already loaded."]
+    if res.get("notes"):
+        lines += ["", "## Notes (from the config)", ""] + [f"- {n}" for n in res["notes"]]
+    return "\n".join(lines) + "\n\n"
+
+
+def write_results(out: str | Path, res: dict) -> tuple[Path, Path]:
+    """Write ``<out>/<name>.json`` and ``<out>/<name>.md`` (notes below :data:`MARKER` kept)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / f"{res['name']}.json"
+    js.write_text(json.dumps(res, indent=1, default=str) + "\n")
+    md = write_keeping_notes(out / f"{res['name']}.md", markdown(res), MARKER)
+    return md, js
