@@ -296,7 +296,7 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
     """Serve a saved model over HTTP with a web page at /. Write endpoints need the bearer token in
     $GENREC_TOKEN (kept out of the command line, where `ps` would show it); without it they answer
     403 unless --open-writes is given."""
-    from genrec.serve.app import run
+    from genrec.serve.server import run
 
     run(model_dir=model_dir, db_url=db, host=host, port=port, protect_reads=protect_reads or None,
         open_writes=open_writes or None)

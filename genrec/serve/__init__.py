@@ -2,7 +2,7 @@
 
 FastAPI, uvicorn and SQLAlchemy are imported only inside this package (``pip install 'genrec[serve]'``).
 Entry points: :func:`genrec.serve.app.create_app` (a model object or a saved model folder) and
-:func:`genrec.serve.app.run` (uvicorn, one worker; token from ``$GENREC_TOKEN``, reads protected
+:func:`genrec.serve.server.run` (uvicorn, one worker; token from ``$GENREC_TOKEN``, reads protected
 too when ``$GENREC_PROTECT_READS=1``). Without a token, writes answer 403 unless
 ``$GENREC_OPEN_WRITES=1`` (``genrec serve --open-writes``, for local development).
 

@@ -93,9 +93,3 @@ def _version() -> str:
 
     return __version__
 
-
-def run(*args: Any, **kw: Any) -> None:
-    """Start the service with uvicorn (see :func:`genrec.serve.server.run`)."""
-    from genrec.serve.server import run as _run
-
-    _run(*args, **kw)

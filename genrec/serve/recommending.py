@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from genrec.core.why import Why, as_why
@@ -19,8 +20,6 @@ HISTORY_EVENTS = 5 * S.MAX_HISTORY  # latest events read to build a stored user'
 
 def recommend(svc: "Service", req: S.RecommendRequest) -> dict:
     """The response body of ``POST /recommend`` (see :class:`genrec.serve.schemas.RecommendResponse`)."""
-    from genrec.serve.service import to_datetime
-
     notes: list[str] = []
     unresolved: list[str] = []
     if req.user is not None:
@@ -44,7 +43,7 @@ def recommend(svc: "Service", req: S.RecommendRequest) -> dict:
     history_out = []
     for i in history:
         r = times.get(i)
-        history_out.append(svc.ref(i, time=to_datetime(r.ts) if r else None, event_id=r.id if r else None))
+        history_out.append(svc.ref(i, time=datetime.fromtimestamp(r.ts, tz=timezone.utc) if r else None, event_id=r.id if r else None))
 
     catalog = svc.catalog
     excluded = svc.state.deleted | set(req.exclude_ids)
