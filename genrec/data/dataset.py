@@ -129,8 +129,4 @@ def id_only_catalog(item_ids: set[str] | list[str]) -> Catalog:
     return Catalog(Item(id=i) for i in item_ids)
 
 
-def with_preprocess(ds: Dataset, p: Preprocess | str | None) -> Dataset:
-    return ds if p is None else ds.preprocess(p)
-
-
 __all__ = ["Dataset", "Preprocess", "PRESETS", "preset", "id_only_catalog", "replace"]

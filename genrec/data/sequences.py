@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -86,10 +86,6 @@ class Sequences:
         us = list(users)
         return Sequences({u: list(self.items[u]) for u in us},
                          None if self.times is None else {u: list(self.times[u]) for u in us}, list(self.log))
-
-
-def from_mapping(data: Mapping[str, Iterable[str]]) -> Sequences:
-    return Sequences({u: list(s) for u, s in data.items()})
 
 
 # -- filters: each returns new Sequences and notes itself in .log --------------------------------

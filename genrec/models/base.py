@@ -10,7 +10,6 @@ from __future__ import annotations
 import inspect
 import json
 import pickle
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Collection, Iterable, Sequence
@@ -357,12 +356,3 @@ def top_k(scores: np.ndarray, k: int, exclude: list[np.ndarray] | None = None) -
         out_i.append(keep[fin])
         out_s.append(ks[fin])
     return out_i, out_s
-
-
-def iter_batches(seq: Sequence, size: int) -> Iterable[Sequence]:
-    for i in range(0, len(seq), size):
-        yield seq[i:i + size]
-
-
-def warn_once(msg: str) -> None:
-    warnings.warn(msg, stacklevel=3)
