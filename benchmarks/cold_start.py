@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from genrec.data.registry import load_dataset, spec
-from genrec.data.splits import make_split
+from genrec.experiments.config import DataConfig
+from genrec.experiments.recipe import load_split
 from genrec.eval.evaluate import evaluate
 from genrec.eval.report import markdown_table, write_keeping_notes
 from genrec.eval.runcard import machine, peak_memory_mb
@@ -38,8 +38,8 @@ def main() -> None:
     ap.add_argument("--max-cases", type=int, default=None)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    ds = load_dataset(args.dataset, args.data_dir, preprocess=spec(args.dataset).default_preprocess["user"])
-    sp = make_split(ds, "user", seed=args.seed, cold_items=args.fraction)
+    sp = load_split(DataConfig(dataset=args.dataset, data_dir=args.data_dir, split="user", cold_items=args.fraction),
+                    seed=args.seed)
     cold = sp.cold_view()
     reports = []
     for name in args.models.split(","):

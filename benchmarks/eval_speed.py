@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from genrec.data.registry import load_dataset
-from genrec.data.splits import make_split
+from genrec.experiments.config import DataConfig
+from genrec.experiments.recipe import load_split
 from genrec.eval.evaluate import evaluate
 from genrec.eval.runcard import load_average, machine, peak_memory_mb
 from genrec.models.registry import create
@@ -27,8 +27,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--models", default="pop,itemknn")
     args = ap.parse_args()
-    ds = load_dataset("amazon-beauty", args.data_dir, preprocess="standard")
-    sp = make_split(ds, "loo", seed=0)
+    sp = load_split(DataConfig(dataset="amazon-beauty", data_dir=args.data_dir, split="loo", preprocess="standard"))
     load = load_average()
     rows = []
     for name in args.models.split(","):

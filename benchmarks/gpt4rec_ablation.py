@@ -29,13 +29,13 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from genrec.data.registry import load_dataset, spec
-    from genrec.data.splits import make_split
+    from genrec.experiments.config import DataConfig
+    from genrec.experiments.recipe import load_split
     from genrec.eval.evaluate import evaluate
     from genrec.eval.runcard import load_average, machine
     from genrec.models.gpt4rec import GPT4Rec
 
-    sp = make_split(load_dataset(a.dataset, preprocess=spec(a.dataset).default_preprocess["user"]), "user", seed=a.seed)
+    sp = load_split(DataConfig(dataset=a.dataset, split="user"), seed=a.seed)
     out = {"command": "python " + " ".join(sys.argv), "split": sp.describe(), "machine": machine(),
            "load_average_at_start": load_average(), "rows": []}
     for name, params in json.loads(a.configs).items():

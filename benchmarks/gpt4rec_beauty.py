@@ -54,9 +54,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from genrec.data.registry import load_dataset
     from genrec.data.sequences import Sequences
-    from genrec.data.splits import make_split
+    from genrec.experiments.config import DataConfig
+    from genrec.experiments.recipe import load_split
     from genrec.eval.evaluate import evaluate
     from genrec.eval.runcard import load_average, machine
     from genrec.models.registry import load_model
@@ -64,8 +64,7 @@ def main() -> None:
     from genrec.models.title_bm25 import TitleBM25
 
     t0 = time.perf_counter()
-    ds = load_dataset("amazon-beauty", preprocess="gpt4rec")
-    sp = make_split(ds, "user", seed=a.seed)
+    sp = load_split(DataConfig(dataset="amazon-beauty", split="user", preprocess="gpt4rec"), seed=a.seed)
     full_train = len(sp.train)
     if a.train_users and a.train_users < len(sp.train):
         users = sorted(sp.train.users)[: a.train_users]
@@ -131,15 +130,15 @@ def render(path: str) -> None:
     (Diversity/Coverage), with the tuned baselines re-evaluated on the same sampled test users."""
     from pathlib import Path
 
-    from genrec.data.registry import load_dataset
-    from genrec.data.splits import make_split
+    from genrec.experiments.config import DataConfig
+    from genrec.experiments.recipe import load_split
     from genrec.eval.evaluate import evaluate
     from genrec.eval.report import write_keeping_notes
     from genrec.models.registry import create
 
     d = json.loads(Path(path).read_text())
     a = d["args"]
-    sp = make_split(load_dataset("amazon-beauty", preprocess="gpt4rec"), "user", seed=a["seed"])
+    sp = load_split(DataConfig(dataset="amazon-beauty", split="user", preprocess="gpt4rec"), seed=a["seed"])
     n = a["test_users"] or len(sp.test)
     same = {}
     for r in json.loads(Path(BASELINES).read_text())["results"]:

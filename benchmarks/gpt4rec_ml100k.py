@@ -34,8 +34,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(a.threads)
-    from genrec.data.registry import load_dataset
-    from genrec.data.splits import make_split
+    from genrec.experiments.config import DataConfig
+    from genrec.experiments.recipe import load_split
     from genrec.eval.evaluate import evaluate
     from genrec.eval.runcard import load_average, machine, peak_memory_mb
     from genrec.models.gpt4rec import GPT4Rec
@@ -46,7 +46,7 @@ def main() -> None:
 
     epochs, batch = per_lm(a.epochs), per_lm(a.batch_size)
     t0 = time.perf_counter()
-    sp = make_split(load_dataset("ml-100k", preprocess="gpt4rec"), "user", seed=a.seed)
+    sp = load_split(DataConfig(dataset="ml-100k", split="user", preprocess="gpt4rec"), seed=a.seed)
     ms = [int(x) for x in a.ms.split(",")]
     ks = (5, 10, 20, 40)
     out = {"command": "python " + " ".join(sys.argv), "split": sp.describe(), "machine": machine(),
