@@ -113,18 +113,26 @@ def run(cfg: BenchConfig, config_path: str | Path, *, out_dir: str | Path | None
     protocol, pre = preprocess_for(cfg.data.dataset, cfg.data.split, cfg.data.preprocess)
     log(f"{cfg.data.dataset}: split {protocol} ({pre}), {len(split.train):,} training users, "
         f"{len(split.valid):,} validation and {len(split.test):,} test cases")
-    rows = [run_model(m, cfg, split, log) for m in cfg.models]
-    results = {
-        "title": cfg.title, "name": cfg.name, "command": command or f"genrec bench {config_path}",
-        "config": cfg.model_dump(mode="json"), "config_file": str(config_path),
-        "started_utc": started, "finished_utc": _now(), "wall_seconds": round(time.perf_counter() - t0, 1),
-        "seed": cfg.seed, "threads": cfg.threads,
-        "machine": {**machine(), "cpu_flags": cpu_flags(), "load_average_start": load_start,
-                    "load_average_end": load_average()},
-        "versions": package_versions(),
-        "data": {**split.describe(), "dataset": cfg.data.dataset, "split": protocol, "preprocess": pre,
-                 "preprocess_steps": split.info.get("preprocess"), "synthetic": bool(split.info.get("synthetic"))},
-        "anchors": [vars(a) for a in anchors(*cfg.anchors)], "notes": cfg.notes, "results": rows,
-    }
-    md, js = write_results(out, results)
-    return results, md, js
+    rows: list[dict] = []
+
+    def results() -> dict:
+        return {
+            "title": cfg.title, "name": cfg.name, "command": command or f"genrec bench {config_path}",
+            "config": cfg.model_dump(mode="json"), "config_file": str(config_path),
+            "complete": len(rows) == len(cfg.models),
+            "started_utc": started, "finished_utc": _now(), "wall_seconds": round(time.perf_counter() - t0, 1),
+            "seed": cfg.seed, "threads": cfg.threads,
+            "machine": {**machine(), "cpu_flags": cpu_flags(), "load_average_start": load_start,
+                        "load_average_end": load_average()},
+            "versions": package_versions(),
+            "data": {**split.describe(), "dataset": cfg.data.dataset, "split": protocol, "preprocess": pre,
+                     "preprocess_steps": split.info.get("preprocess"), "synthetic": bool(split.info.get("synthetic"))},
+            "anchors": [vars(a) for a in anchors(*cfg.anchors)], "notes": cfg.notes, "results": rows,
+        }
+
+    for m in cfg.models:  # the pages are rewritten after every model, so a long run shows progress
+        rows.append(run_model(m, cfg, split, log))
+        res = results()
+        md, js = write_results(out, res)
+    return res, md, js
+

@@ -38,8 +38,11 @@ def markdown(res: dict) -> str:
     cols = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
     v = res["versions"]
     synthetic = " (SYNTHETIC)" if data.get("synthetic") else ""
+    done = "" if res.get("complete", True) else (
+        f"**Incomplete: {len(rows)} of {len(cfg['models'])} models so far (the run is going on or stopped).**  ")
     lines = [f"# {res['title']}", "",
              f"Command: `{res['command']}`  ",
+             *([done] if done else []),
              f"Date (UTC): {res['started_utc']} to {res['finished_utc']}; wall time {res['wall_seconds']:.0f} s; "
              f"seed {res['seed']}; torch threads {res['threads'] or 'default'}.  ",
              f"Machine (measured during the run): {machine_line(res['machine'])}.  ",

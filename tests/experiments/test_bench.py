@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from genrec.experiments.writer import MARKER
+from genrec.experiments.writer import MARKER, markdown
 
 CONFIG = '''title = "Tiny bench: demo shop"
 name = "tiny"
@@ -48,7 +48,7 @@ def test_bench_writes_json_and_markdown_with_measured_machine_facts(tmp_path):
     out = tmp_path / "results"  # `out` is relative to the config's folder
     assert f"wrote {out / 'tiny.md'}" in r.stdout
     res = json.loads((out / "tiny.json").read_text())
-    assert res["command"] == f"genrec bench {cfg}" and res["data"]["split"] == "loo"
+    assert res["command"] == f"genrec bench {cfg}" and res["data"]["split"] == "loo" and res["complete"] is True
     m = res["machine"]
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), None) if Path("/proc/cpuinfo").exists() else None
@@ -74,6 +74,10 @@ def test_bench_writes_json_and_markdown_with_measured_machine_facts(tmp_path):
     assert str(m["load_average_end"]) in page and "SHARED" not in page and "demo (SYNTHETIC)" in page
     assert f"| pop | {rows['pop']['metrics']['recall@5']:.4f} |" in page
     assert "0.0605" in page and "a note from the config" in page and "`grid` search on 100 validation" in page
+
+    assert "Incomplete" not in page
+    partial = markdown({**res, "complete": False, "results": res["results"][:1]})
+    assert "**Incomplete: 1 of 2 models so far" in partial and "| itemknn (tuned) |" not in partial
 
     # hand notes below the marker survive a rerun; the table above is rewritten
     (out / "tiny.md").write_text(page.replace("| pop |", "| POP |") + "my hand note\n")
