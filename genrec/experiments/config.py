@@ -81,7 +81,12 @@ class TuneConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """One model: its registry name, constructor parameters and optional tuning grid."""
+    """One model: its registry name, constructor parameters and optional tuning grid.
+
+    ``time_budget_minutes`` is passed as the model's ``time_budget`` parameter (seconds), the name
+    genrec.training's TrainConfig uses; a model without that parameter is rejected rather than run
+    without the budget. (No benchmark reads a model's private checkpoint to stop it.)
+    """
 
     name: str
     label: str | None = None
