@@ -203,3 +203,17 @@ def test_fit_line_says_what_happened_in_training():
     assert fit_line("pop", None, 0.01) == "pop: trained in 0.0 s (the model reports no training details)"
     assert fit_line("pop", None) == "pop: saved model (the model reports no training details)"
     assert fit_line("title-bm25", {"valid_users": 50, "k1": [1]}) == "title-bm25: saved model: valid_users 50"
+
+
+def test_cold_start_view_refuses_a_model_that_trained_on_the_cold_items(demo_small):
+    from genrec.data.splits import make_split
+    from genrec.eval.provenance import LeakedEvaluationError
+
+    pre = demo_small.preprocess("standard")
+    warm = make_split(pre, "loo", seed=0)
+    cold = make_split(pre, "loo", seed=0, cold_items=0.2)
+    honest = create("pop").fit(cold)
+    assert evaluate(honest, cold.cold_view(), ks=(10,), progress=False).run_card["leakage"]["status"] == \
+        "same training data"
+    with pytest.raises(LeakedEvaluationError, match="cold-start targets are items it was trained on"):
+        evaluate(create("pop").fit(warm), cold.cold_view(), ks=(10,), progress=False)
