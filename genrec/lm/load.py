@@ -278,11 +278,13 @@ def ensure_gguf_cache(gguf_path: str | Path, *, name: str | None = None,
 # ---------------------------------------------------------------------------------------------- loading
 
 def _load_folder(folder: str | Path, **hub_kw: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """from_pretrained of model and tokenizer, fp32."""
+    """from_pretrained of model and tokenizer, fp32. ``local_files_only`` reaches the PEFT adapter
+    lookup too (transformers 5 does not pass it there, and asks the hub, ~25 s of retries offline)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(folder), **_dtype_kw(torch.float32), **hub_kw)
+    extra = {"adapter_kwargs": {"local_files_only": True}} if hub_kw.get("local_files_only") else {}
+    model = AutoModelForCausalLM.from_pretrained(str(folder), **_dtype_kw(torch.float32), **hub_kw, **extra)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), **hub_kw)
     return model, tokenizer
 
