@@ -31,10 +31,13 @@ BF16_MIN_SPEEDUP = 1.25
 
 def bf16_matmul_speedup(n: int = 1024, reps: int = 3) -> float:
     """fp32 time / bf16-autocast time of an ``n`` x ``n`` matmul on the CPU (best of ``reps``,
-    interleaved so a burst of load hits both). About 0.1-0.3 s."""
+    interleaved so a burst of load hits both). About 0.1-0.3 s. The operands come from a local
+    ``torch.Generator``: this probe runs lazily, after a model seeded the global generator, and
+    drawing from it would change that model's weights (issue 17, item 2)."""
     import time
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
 
     def best(bf16: bool) -> float:
         ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -108,6 +111,39 @@ def resolve_bf16(bf16: bool | str | None, device) -> bool:
         return bool(bf16)
     kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
     return kind == "cuda" or (kind == "cpu" and cpu_has_fast_bf16())
+
+
+def resolve_precision(bf16: bool | str | None, device) -> str:
+    """The precision policy, as ``"bf16"``, ``"fp16"`` or ``"fp32"``.
+
+    ``bf16`` may be ``False`` (fp32), ``True`` (mixed precision: bf16, or fp16 on a GPU without
+    bf16; bf16 is forced on a CPU even where it is emulated), ``None``/``"auto"`` (CUDA: bf16 or
+    fp16; CPU: bf16 only where it beats fp32, :func:`cpu_has_fast_bf16`; elsewhere fp32), or a
+    name (``"bf16"``, ``"fp16"``, ``"fp32"``). fp16 needs a GradScaler; the trainer's
+    ``accelerate`` provides it. ``GENREC_BF16=0`` turns ``auto`` into fp32.
+    """
+    if isinstance(bf16, str) and bf16 in ("bf16", "fp16", "fp32"):
+        return bf16
+    kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if bf16 is not None and bf16 != "auto":
+        if not bf16:
+            return "fp32"
+        if kind == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if kind == "cpu" else "fp32"
+    if kind == "cuda":
+        if os.environ.get("GENREC_BF16", "").strip() in ("0", "false", "no"):
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if kind == "cpu" and cpu_has_fast_bf16() else "fp32"
+
+
+def autocast_for(precision: str, device):
+    """The autocast context of a :func:`resolve_precision` result (for inference)."""
+    kind = device.type if isinstance(device, torch.device) else str(device).split(":")[0]
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(kind, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def precision_name(device: torch.device, enabled: bool = True) -> str:

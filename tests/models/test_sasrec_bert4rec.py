@@ -51,10 +51,12 @@ def _recall(model, split) -> float:
 
 def test_sasrec_ce_beats_pop(sasrec, split, pop_recall):
     assert _recall(sasrec, split) > pop_recall + 0.15
-    log = sasrec.fit_log_
-    assert log["epochs_run"] == 4 and len(log["epochs"]) == 4
-    assert log["epochs"][-1]["loss"] < log["epochs"][0]["loss"]
-    assert 1 <= log["best_epoch"] <= 4
+    info = sasrec.fit_info_
+    assert {k: info[k] for k in ("epochs_run", "best_epoch", "stop_reason", "precision", "steps")} == {
+        "epochs_run": 4, "best_epoch": 4, "stop_reason": "max_epochs", "precision": "fp32", "steps": 40}
+    assert info["valid_users"] == len(split.valid) and info["train_seconds"] > 0
+    # 10 batches per epoch: validated every 50 steps at most, and once more when training ends
+    assert [h["step"] for h in sasrec.fit_history_] == [40]
 
 
 @pytest.mark.parametrize("loss", ["bce", "sce"])
@@ -80,7 +82,7 @@ def test_save_load_round_trip(which, request, split, tmp_path):
     after = loaded.recommend(hists, k=10)
     assert after.items == before.items
     np.testing.assert_array_equal(np.array(after.scores), np.array(before.scores))
-    assert loaded.fit_log_["best_epoch"] == model.fit_log_["best_epoch"]
+    assert loaded.fit_info_ == model.fit_info_ and loaded.fit_history_ == model.fit_history_
 
 
 @pytest.mark.parametrize("which", ["sasrec", "bert4rec"])
@@ -138,19 +140,23 @@ def _state(model) -> dict:
 
 @pytest.mark.parametrize("cls", [SASRec, BERT4Rec])
 def test_resume_equals_uninterrupted(cls, tmp_path):
+    from genrec.training.checkpoint import CHECKPOINT_FILE
+
     small = make_split(make_demo_shop(n_users=150, items_per_type=4, seed=3), "loo", seed=0)
-    params = dict(SMALL, hidden=16, max_len=10, batch_size=32)
+    params = dict(SMALL, hidden=16, max_len=10, batch_size=32, eval_every=5)  # 5 batches: once per epoch
     full = cls(epochs=4, checkpoint_dir=str(tmp_path / "a"), **params).fit(small)
     cls(epochs=2, checkpoint_dir=str(tmp_path / "b"), **params).fit(small)  # "interrupted" after 2
-    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    assert ck["epoch"] == 2 and ck["optimizer"]["state"]
+    ck = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=False)
+    assert ck["progress"]["epoch"] == 2 and ck["optimizer"]["state"]
     resumed = cls(epochs=4, checkpoint_dir=str(tmp_path / "b"), **params).fit(small)
-    assert [e["loss"] for e in resumed.fit_log_["epochs"]] == [e["loss"] for e in full.fit_log_["epochs"]]
+    assert resumed.fit_history_ == [dict(r, seconds=resumed.fit_history_[n]["seconds"],
+                                         valid_seconds=resumed.fit_history_[n]["valid_seconds"])
+                                    for n, r in enumerate(full.fit_history_)]
     a, b = _state(full), _state(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    ca = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
-    cb = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    assert ca["epoch"] == cb["epoch"] == 4
+    ca = torch.load(tmp_path / "a" / CHECKPOINT_FILE, weights_only=False)
+    cb = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=False)
+    assert ca["progress"]["step"] == cb["progress"]["step"] == 20
     assert all(torch.equal(ca["model"][k], cb["model"][k]) for k in ca["model"])
     s_a, s_b = ca["optimizer"]["state"], cb["optimizer"]["state"]
     assert all(torch.equal(s_a[i]["exp_avg_sq"], s_b[i]["exp_avg_sq"]) for i in s_a)
@@ -158,17 +164,26 @@ def test_resume_equals_uninterrupted(cls, tmp_path):
     again = cls(epochs=4, **params).fit(small)
     assert all(torch.equal(a[k], _state(again)[k]) for k in a)
     # A checkpoint from other parameters is refused, not silently mixed in.
-    with pytest.raises(GenrecError, match="different"):
+    with pytest.raises(GenrecError, match="another model configuration.*hidden: checkpoint 16, now 8"):
         cls(epochs=5, checkpoint_dir=str(tmp_path / "b"), **dict(params, hidden=8)).fit(small)
 
 
 def test_early_stopping_keeps_best_epoch(split):
-    m = SASRec(epochs=30, lr=5e-2, batch_size=64, **dict(SMALL, patience=1)).fit(split)
-    log = m.fit_log_
-    vals = [e["ndcg@10"] for e in log["epochs"]]
-    assert log["stopped_early"] and log["epochs_run"] < 30
-    assert log["best_epoch"] == int(np.argmax(vals)) + 1 and log["best_valid"] == max(vals)
-    assert log["epochs_run"] == log["best_epoch"] + 1  # stopped after one bad epoch
+    m = SASRec(epochs=30, lr=5e-2, batch_size=64, **dict(SMALL, patience=1, min_steps=0, eval_every=10)).fit(split)
+    info, hist = m.fit_info_, m.fit_history_
+    vals = [e["ndcg@10"] for e in hist]
+    assert info["stop_reason"] == "early_stopping" and info["epochs_run"] < 30
+    assert info["best_epoch"] == int(np.argmax(vals)) + 1 and info["best_valid"] == max(vals)
+    assert info["epochs_run"] == info["best_epoch"] + 1  # stopped after one bad epoch
+
+
+def test_default_training_counts_steps_not_epochs(split):
+    """Defaults on small data: early stopping waits for min_steps (1000) optimizer steps and
+    validates every 50 steps when an epoch is shorter."""
+    m = SASRec(hidden=16, max_len=10, threads=1, progress=False, bf16=False, seed=0, epochs=3)
+    cfg = m._trainer_config(n_train=600)  # 5 batches of 128 per epoch
+    assert (cfg.min_steps, cfg.eval_every, cfg.patience, cfg.max_epochs) == (1000, 50, 10, 3)
+    assert m._trainer_config(n_train=128 * 80).eval_every is None  # 80 batches: validate per epoch
 
 
 def test_forced_bf16_scores_close_to_fp32(sasrec, split):

@@ -32,13 +32,17 @@ class BERT4Rec(SeqTorchRecommender):
 
     def __init__(self, max_len: int = 50, hidden: int = 64, layers: int = 2, heads: int = 2,
                  dropout: float = 0.2, mask_prob: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0,
-                 batch_size: int = 128, epochs: int = 200, patience: int | None = 10,
-                 valid_metric: str = "ndcg@10", valid_cases: int | None = 10000, seed: int = 0,
+                 batch_size: int = 128, epochs: int = 200, max_steps: int | None = None,
+                 min_steps: int = 1000, eval_every: int | None = None, patience: int | None = 10,
+                 min_delta: float = 0.0, smoothing: float = 0.0, time_budget: float | None = None,
+                 valid_metric: str = "ndcg@10", valid_users: int | None = 10000, seed: int = 0,
                  device: str | None = None, bf16: bool | None = None, checkpoint_dir: str | None = None,
                  progress: bool = True, threads: int | None = None) -> None:
         self.max_len, self.hidden, self.layers, self.heads, self.dropout = max_len, hidden, layers, heads, dropout
         self.mask_prob, self.lr, self.weight_decay, self.batch_size = mask_prob, lr, weight_decay, batch_size
-        self.epochs, self.patience, self.valid_metric, self.valid_cases = epochs, patience, valid_metric, valid_cases
+        self.epochs, self.max_steps, self.min_steps, self.eval_every = epochs, max_steps, min_steps, eval_every
+        self.patience, self.min_delta, self.smoothing, self.time_budget = patience, min_delta, smoothing, time_budget
+        self.valid_metric, self.valid_users = valid_metric, valid_users
         self.seed, self.device, self.bf16, self.checkpoint_dir = seed, device, bf16, checkpoint_dir
         self.progress, self.threads = progress, threads
 
@@ -55,14 +59,15 @@ class BERT4Rec(SeqTorchRecommender):
     def _batch_loss(self, net: SeqEncoder, seqs: list[np.ndarray], rng: np.random.Generator,
                     device: torch.device) -> torch.Tensor:
         """Cloze loss: masked positions predict their item (full softmax)."""
+        core = getattr(net, "module", net)  # under DDP, net is the wrapper: forward through it
         tokens = left_pad([s[-self.max_len:] for s in seqs])
         real = tokens > 0
         masked = (rng.random(tokens.shape) < self.mask_prob) & real
         for r in np.flatnonzero(~masked.any(1)):  # at least one masked item per sequence
             cols = np.flatnonzero(real[r])
             masked[r, cols[rng.integers(len(cols))]] = True
-        inp = np.where(masked, net.n_items + 1, tokens)
+        inp = np.where(masked, core.n_items + 1, tokens)
         m = torch.as_tensor(masked, device=device)
         h = net(torch.as_tensor(inp, device=device))[m]
         tgt = torch.as_tensor(tokens, device=device)[m] - 1
-        return F.cross_entropy(net.logits(h).float(), tgt)
+        return F.cross_entropy(core.logits(h).float(), tgt)

@@ -40,14 +40,18 @@ class SASRec(SeqTorchRecommender):
 
     def __init__(self, max_len: int = 50, hidden: int = 64, layers: int = 2, heads: int = 1,
                  dropout: float = 0.3, loss: str = "ce", negatives: int = 1024, lr: float = 1e-3,
-                 weight_decay: float = 0.0, batch_size: int = 128, epochs: int = 200, patience: int | None = 10,
-                 valid_metric: str = "ndcg@10", valid_cases: int | None = 10000, seed: int = 0,
+                 weight_decay: float = 0.0, batch_size: int = 128, epochs: int = 200, max_steps: int | None = None,
+                 min_steps: int = 1000, eval_every: int | None = None, patience: int | None = 10,
+                 min_delta: float = 0.0, smoothing: float = 0.0, time_budget: float | None = None,
+                 valid_metric: str = "ndcg@10", valid_users: int | None = 10000, seed: int = 0,
                  device: str | None = None, bf16: bool | None = None, checkpoint_dir: str | None = None,
                  progress: bool = True, threads: int | None = None) -> None:
         self.max_len, self.hidden, self.layers, self.heads, self.dropout = max_len, hidden, layers, heads, dropout
         self.loss, self.negatives, self.lr, self.weight_decay = loss, negatives, lr, weight_decay
         self.batch_size = batch_size
-        self.epochs, self.patience, self.valid_metric, self.valid_cases = epochs, patience, valid_metric, valid_cases
+        self.epochs, self.max_steps, self.min_steps, self.eval_every = epochs, max_steps, min_steps, eval_every
+        self.patience, self.min_delta, self.smoothing, self.time_budget = patience, min_delta, smoothing, time_budget
+        self.valid_metric, self.valid_users = valid_metric, valid_users
         self.seed, self.device, self.bf16, self.checkpoint_dir = seed, device, bf16, checkpoint_dir
         self.progress, self.threads = progress, threads
 
@@ -63,6 +67,7 @@ class SASRec(SeqTorchRecommender):
     def _batch_loss(self, net: SeqEncoder, seqs: list[np.ndarray], rng: np.random.Generator,
                     device: torch.device) -> torch.Tensor:
         """Next-item loss at every position: input s[:-1], target s[1:] (last max_len+1 items)."""
+        core = getattr(net, "module", net)  # under DDP, net is the wrapper: forward through it
         seqs = [s[-(self.max_len + 1):] for s in seqs]
         inp = torch.as_tensor(left_pad([s[:-1] for s in seqs]), device=device)
         tgt = torch.as_tensor(left_pad([s[1:] for s in seqs]), device=device)
@@ -70,22 +75,22 @@ class SASRec(SeqTorchRecommender):
         h = net(inp)[keep]  # (positions, d)
         pos = tgt[keep]
         if self.loss == "ce":
-            return F.cross_entropy(net.logits(h).float(), pos - 1)
-        w = net.item.weight
+            return F.cross_entropy(core.logits(h).float(), pos - 1)
+        w = core.item.weight
         if self.loss == "sce":
             # Sampled softmax: the positive against `negatives` uniform items shared by the batch;
             # a negative equal to the row's positive is masked out.
-            neg = torch.as_tensor(rng.integers(1, net.n_items + 1, size=self.negatives), device=device)
+            neg = torch.as_tensor(rng.integers(1, core.n_items + 1, size=self.negatives), device=device)
             neg_logits = (h @ w[neg].T).float()
             neg_logits = neg_logits.masked_fill(neg[None, :] == pos[:, None], float("-inf"))
             pos_logit = (h * w[pos]).sum(-1, keepdim=True).float()
             logits = torch.cat([pos_logit, neg_logits], 1)
             return F.cross_entropy(logits, torch.zeros(len(pos), dtype=torch.long, device=device))
-        neg_np = rng.integers(1, net.n_items + 1, size=int(keep.sum()))
+        neg_np = rng.integers(1, core.n_items + 1, size=int(keep.sum()))
         neg = torch.as_tensor(neg_np, device=device)
         clash = neg == pos
         if bool(clash.any()):  # resample once; a remaining clash is vanishingly rare
-            neg[clash] = torch.as_tensor(rng.integers(1, net.n_items + 1, size=int(clash.sum())), device=device)
+            neg[clash] = torch.as_tensor(rng.integers(1, core.n_items + 1, size=int(clash.sum())), device=device)
         pos_logit = (h * w[pos]).sum(-1).float()
         neg_logit = (h * w[neg]).sum(-1).float()
         return (F.binary_cross_entropy_with_logits(pos_logit, torch.ones_like(pos_logit))

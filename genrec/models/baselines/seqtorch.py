@@ -15,13 +15,11 @@ and whether inference appends a [MASK] token (``_append_mask``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import time
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 import torch
@@ -30,12 +28,14 @@ from torch import nn
 
 from genrec.errors import GenrecError
 from genrec.models.base import Recommendations, ScoringRecommender
-from genrec.torch_utils import (autocast, load_checkpoint, pick_device, resolve_bf16, save_checkpoint,
-                                seed_everything, set_threads)
+from genrec.training.module import TrainableModule
+from genrec.torch_utils import autocast_for, pick_device, resolve_precision, set_threads
 
-CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.pt"
 FIT_LOG_FILE = "fit_log.json"
+# Validate at most this often (in optimizer steps) when an epoch is shorter: small data sets
+# have a few batches per epoch, and validating after each one makes early stopping noisy.
+MIN_EVAL_EVERY = 50
 
 
 # -- padding / batching ------------------------------------------------------------------------------
@@ -63,15 +63,6 @@ def length_buckets(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
         part = part[np.argsort(lengths[part], kind="stable")]
         batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def precision(device: torch.device, bf16: bool | None):
-    """The autocast context for ``bf16`` (forced bf16 on CPU even where it is emulated)."""
-    if not resolve_bf16(bf16, device):
-        return contextlib.nullcontext()
-    if device.type == "cpu":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return autocast(device, True)
 
 
 # -- network -----------------------------------------------------------------------------------------
@@ -184,6 +175,47 @@ def init_weights(net: nn.Module, kind: str) -> None:
             emb.weight[0].zero_()
 
 
+# -- what the trainer needs ----------------------------------------------------------------------
+
+class _SeqModule(TrainableModule):
+    """SASRec/BERT4Rec as a :class:`genrec.training.module.TrainableModule`: length-bucketed
+    batches of training sequences, the subclass's ``_batch_loss``, full-ranking validation."""
+
+    def __init__(self, rec: "SeqTorchRecommender", train: list[np.ndarray], valid, fingerprint: dict) -> None:
+        self.rec, self.train, self.valid, self.fp = rec, train, valid, fingerprint
+        self.lengths = np.fromiter((min(len(s), rec.max_len + 1) for s in train), dtype=np.int64, count=len(train))
+
+    def build(self) -> nn.Module:
+        return self.rec._build_net(self.rec.n_items_)
+
+    def optimizer(self, net: nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.Adam(net.parameters(), lr=self.rec.lr, betas=(0.9, 0.98), weight_decay=self.rec.weight_decay)
+
+    def scheduler(self, optimizer, total_steps: int) -> None:
+        return None
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> list[np.ndarray]:
+        return length_buckets(self.lengths, self.rec.batch_size, rng)
+
+    def loss(self, net: nn.Module, batch: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        device = next(net.parameters()).device
+        return self.rec._batch_loss(net, [self.train[i] for i in batch], rng, device)
+
+    def validate(self, net: nn.Module) -> dict[str, float] | None:
+        from genrec.training.validation import rank_metrics
+
+        if self.valid is None:
+            return None
+        self.rec.net_ = net
+        return rank_metrics(lambda h: self.rec._score_tensor(h).numpy(), *self.valid)
+
+    def fingerprint(self) -> dict:
+        return self.fp
+
+    def count(self, batch: np.ndarray) -> int:
+        return len(batch)
+
+
 # -- the recommender -----------------------------------------------------------------------------
 
 class SeqTorchRecommender(ScoringRecommender):
@@ -193,15 +225,22 @@ class SeqTorchRecommender(ScoringRecommender):
 
     - ``max_len``: items of a sequence seen (the most recent); ``hidden``, ``layers``, ``heads``,
       ``dropout``: the transformer; ``lr``, ``weight_decay``, ``batch_size``: Adam training.
-    - ``epochs``: the most epochs; ``patience``: stop after this many epochs without a better
-      validation ``valid_metric`` ("ndcg@10" or "recall@10", full ranking over a seeded sample
-      of ``valid_cases`` validation cases; None = all); the best epoch's weights are kept.
+    - Training runs through :class:`genrec.training.trainer.Trainer`, counted in optimizer steps
+      so that small data sets get enough of them: at most ``epochs`` epochs and ``max_steps``
+      steps (None: no step limit) and ``time_budget`` seconds; validation every ``eval_every``
+      steps (None: each epoch, but no more often than every 50 steps); early stopping after
+      ``patience`` validations (None: never) in which ``valid_metric`` ("ndcg@10" or
+      "recall@10", full ranking over a seeded sample of ``valid_users`` validation cases; None =
+      all; smoothed by ``smoothing``, the weight of the past in a moving average) rose by no more
+      than ``min_delta``, never before ``min_steps`` steps; the best validated state is kept.
+      ``fit_info_`` says what happened (epochs_run, best_epoch, stop_reason, precision, steps,
+      train_seconds), ``fit_history_`` holds one row per validation.
     - ``seed``: same seed, same data, same thread count -> same weights.
     - ``device``: None = CUDA when present, else CPU. ``bf16``: autocast to bfloat16; None (auto)
       = on for CUDA and for CPUs where bf16 beats fp32 (``genrec.torch_utils.cpu_has_fast_bf16``),
       off otherwise (emulated bf16 is ~5x slower than fp32 on an AVX2-only CPU).
     - ``checkpoint_dir``: a checkpoint is written there after every epoch and ``fit`` resumes from
-      it (same model, catalog, training data and parameters; ``epochs`` may grow).
+      it exactly (same model, catalog, training data and parameters; the limits may grow).
     - ``progress``: a tqdm bar per epoch with the running loss. ``threads``: torch intra-op
       threads (process-wide; None = leave as is).
     """
@@ -221,9 +260,26 @@ class SeqTorchRecommender(ScoringRecommender):
         raise NotImplementedError
 
     # -- fit -------------------------------------------------------------------------------------
+    def _trainer_config(self, n_train: int):
+        """The trainer's settings from this model's parameters (see the class docstring)."""
+        from genrec.training import TrainerConfig
+
+        per_epoch = math.ceil(n_train / self.batch_size)
+        every = self.eval_every if self.eval_every is not None else max(per_epoch, MIN_EVAL_EVERY)
+        return TrainerConfig(
+            max_epochs=self.epochs, max_steps=self.max_steps, min_steps=self.min_steps,
+            time_budget=self.time_budget, eval_every=None if every == per_epoch else every,
+            valid_metric=self.valid_metric, patience=self.patience, min_delta=self.min_delta,
+            smoothing=self.smoothing, precision=self.bf16, device=self.device, seed=self.seed,
+            checkpoint_dir=self.checkpoint_dir, progress=self.progress, desc=self.name)
+
     def fit(self, split) -> "SeqTorchRecommender":
-        """Train on ``split.train`` (every position of every sequence), selecting the epoch by
-        validation on ``split.valid``; resumes from ``checkpoint_dir`` when it holds a checkpoint."""
+        """Train on ``split.train`` (every position of every sequence) through the trainer,
+        keeping the state with the best validation ``valid_metric`` on ``split.valid``; resumes
+        from ``checkpoint_dir`` when it holds a checkpoint of the same model and data."""
+        from genrec.training.trainer import Trainer
+        from genrec.training.validation import encode_cases, sample_valid
+
         if self.valid_metric not in ("ndcg@10", "recall@10"):
             raise ValueError("valid_metric must be 'ndcg@10' or 'recall@10'")
         if self.threads:
@@ -232,88 +288,24 @@ class SeqTorchRecommender(ScoringRecommender):
         n_items = len(catalog)
         if n_items == 0:
             raise GenrecError("cannot fit on an empty catalog")
-        device = pick_device(self.device)
         index = catalog._index
         train = [np.asarray([index[i] + 1 for i in s if i in index], dtype=np.int64)
                  for s in split.train.items.values()]
         train = [s for s in train if len(s) >= 2]
         if not train:
             raise GenrecError(f"{type(self).__name__} needs training sequences of at least 2 items")
-        lengths = np.fromiter((min(len(s), self.max_len + 1) for s in train), dtype=np.int64, count=len(train))
         pop = np.zeros(n_items, dtype=np.float32)
         for s in train:
             np.add.at(pop, s - 1, 1.0)
-
-        seed_everything(self.seed)
-        net = self._build_net(n_items).to(device)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, betas=(0.9, 0.98), weight_decay=self.weight_decay)
-        st: dict[str, Any] = {"epoch": 0, "best": -1.0, "best_epoch": 0, "best_state": None, "bad": 0,
-                              "log": [], "stopped": False}
-        fingerprint = self._fingerprint(catalog, train)
-        ckpt = Path(self.checkpoint_dir) / CHECKPOINT_FILE if self.checkpoint_dir else None
-        if ckpt is not None and ckpt.is_file():
-            found = torch.load(ckpt, map_location="cpu", weights_only=False).get("extra", {}).get("fingerprint")
-            if found != fingerprint:
-                raise GenrecError(f"{ckpt} was written by a different model, catalog or parameters "
-                                  f"({found} != {fingerprint}); use another checkpoint_dir")
-            info = load_checkpoint(ckpt, model=net, optimizer=opt)
-            extra = info["extra"]
-            st.update(extra["train_state"])
-            st["epoch"] = info["epoch"]
-
-        valid = self._valid_sample(split)
-        self.catalog, self.n_items_, self.pop_, self.net_ = catalog, n_items, pop, net
-        from tqdm.auto import tqdm
-
-        for epoch in range(st["epoch"], self.epochs):
-            if st["stopped"]:
-                break
-            net.train()
-            rng = np.random.default_rng([self.seed, epoch])
-            batches = length_buckets(lengths, self.batch_size, rng)
-            n_batches = len(batches)
-            bar = tqdm(total=n_batches, desc=f"{self.name} epoch {epoch + 1}/{self.epochs}", unit="batch",
-                       disable=not self.progress, mininterval=1.0, leave=False)
-            t0, total, count = time.perf_counter(), 0.0, 0
-            for b in range(n_batches):
-                idx = batches[b]
-                with precision(device, self.bf16):
-                    loss = self._batch_loss(net, [train[i] for i in idx], rng, device)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, count = total + float(loss.detach()), count + 1
-                bar.update(1)
-                if b % 10 == 0:
-                    bar.set_postfix(loss=f"{total / count:.4f}")
-            bar.close()
-            secs = time.perf_counter() - t0
-            row: dict[str, Any] = {"epoch": epoch + 1, "loss": total / count, "train_seconds": round(secs, 3),
-                                   "sequences_per_second": round(len(train) / secs, 1)}
-            if valid:
-                tv = time.perf_counter()
-                metrics = self._valid_metrics(valid)
-                row.update(metrics, valid_seconds=round(time.perf_counter() - tv, 3))
-                value = metrics[self.valid_metric]
-                if value > st["best"]:
-                    st.update(best=value, best_epoch=epoch + 1, bad=0,
-                              best_state={k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
-                else:
-                    st["bad"] += 1
-                    if self.patience is not None and st["bad"] >= self.patience:
-                        st["stopped"] = True
-            st["log"].append(row)
-            if self.progress:
-                bar.write(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-            if ckpt is not None:
-                save_checkpoint(ckpt, model=net, optimizer=opt, epoch=epoch + 1,
-                                extra={"fingerprint": fingerprint, "train_state": st})
-        if st["best_state"] is not None:
-            net.load_state_dict(st["best_state"])
-        net.eval()
-        self.fit_log_ = {"epochs_run": len(st["log"]), "best_epoch": st["best_epoch"],
-                         "best_valid": st["best"] if valid else None, "valid_metric": self.valid_metric,
-                         "valid_cases": len(valid), "stopped_early": st["stopped"], "epochs": st["log"]}
+        self.catalog, self.n_items_, self.pop_ = catalog, n_items, pop
+        valid = sample_valid(split.valid, self.valid_users, self.seed)
+        module = _SeqModule(self, train, encode_cases(valid, index) if valid else None,
+                            self._fingerprint(catalog, train))
+        net, res = Trainer(self._trainer_config(len(train))).fit(module)
+        self.net_ = net
+        self.fit_info_ = {**res.fit_info(), "best_valid": res.best_metric, "valid_metric": self.valid_metric,
+                          "valid_users": len(valid), "sequences_per_s": round(res.samples_per_s, 1)}
+        self.fit_history_ = res.history
         return self
 
     def _fingerprint(self, catalog, train: list[np.ndarray]) -> dict:
@@ -326,35 +318,6 @@ class SeqTorchRecommender(ScoringRecommender):
         return {"model": self.name, "catalog": h.hexdigest(), "n_items": len(catalog), "train": data.hexdigest(),
                 **{k: params[k] for k in self._fingerprint_params if k in params}}
 
-    def _valid_sample(self, split) -> list:
-        cases = list(split.valid)
-        if self.valid_cases is not None and len(cases) > self.valid_cases:
-            rng = np.random.default_rng(self.seed)
-            cases = [cases[i] for i in sorted(rng.choice(len(cases), self.valid_cases, replace=False))]
-        return cases
-
-    @torch.no_grad()
-    def _valid_metrics(self, cases: list, batch: int = 1024) -> dict[str, float]:
-        """Full-ranking Recall@10 / NDCG@10 of ``cases``, history items excluded (as evaluate())."""
-        index = self.catalog._index
-        ranks = []
-        for s in range(0, len(cases), batch):
-            part = cases[s:s + batch]
-            hists = [np.asarray([index[i] for i in c.history if i in index], dtype=np.int64) for c in part]
-            scores = self._score_tensor(hists).float()
-            rows = torch.as_tensor(np.repeat(np.arange(len(hists)), [len(h) for h in hists]))
-            cols = torch.as_tensor(np.concatenate(hists) if hists else np.empty(0, np.int64))
-            scores[rows, cols] = -torch.inf
-            tgt = torch.as_tensor([index.get(c.target, -1) for c in part])
-            t_score = scores.gather(1, tgt.clamp(min=0)[:, None])
-            r = (scores > t_score).sum(1) + 1
-            r[(tgt < 0) | torch.isinf(t_score[:, 0])] = 10**9
-            ranks.append(r)
-        rank = torch.cat(ranks).double()
-        hit = rank <= 10
-        return {"recall@10": float(hit.double().mean()),
-                "ndcg@10": float((hit.double() / torch.log2(rank + 1)).mean())}
-
     # -- scoring ---------------------------------------------------------------------------------
     def _tokens(self, histories: list[np.ndarray]) -> np.ndarray:
         """Inference input: the most recent items (+ [MASK] for BERT4Rec), left-padded to max_len."""
@@ -366,6 +329,10 @@ class SeqTorchRecommender(ScoringRecommender):
             seqs.append(np.append(t, mask_tok) if self._append_mask else t)
         return left_pad(seqs, self.max_len)
 
+    def _precision(self, device: torch.device) -> str:
+        """Inference precision: the policy for ``bf16`` (the probe behind it runs once per process)."""
+        return resolve_precision(self.bf16, device)
+
     @torch.no_grad()
     def _score_tensor(self, histories: list[np.ndarray], batch: int = 1024) -> torch.Tensor:
         net = self.net_
@@ -374,7 +341,7 @@ class SeqTorchRecommender(ScoringRecommender):
         out = []
         for s in range(0, len(histories), batch):
             tokens = torch.as_tensor(self._tokens(histories[s:s + batch]), device=device)
-            with precision(device, self.bf16):
+            with autocast_for(self._precision(device), device):
                 logits = net.logits(net(tokens)[:, -1])
             out.append(logits.float().cpu())
         return torch.cat(out) if out else torch.empty(0, self.n_items_)
@@ -415,7 +382,8 @@ class SeqTorchRecommender(ScoringRecommender):
         net = self._require_net()
         torch.save({"net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
                     "n_items": self.n_items_, "pop": torch.as_tensor(self.pop_)}, path / WEIGHTS_FILE)
-        (path / FIT_LOG_FILE).write_text(json.dumps(getattr(self, "fit_log_", {}), indent=1))
+        (path / FIT_LOG_FILE).write_text(json.dumps({"fit_info": getattr(self, "fit_info_", {}),
+                                                     "history": getattr(self, "fit_history_", [])}, indent=1))
 
     def _load_state(self, path: Path) -> None:
         state = torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True)
@@ -425,7 +393,8 @@ class SeqTorchRecommender(ScoringRecommender):
         net.load_state_dict(state["net"])
         self.net_ = net.to(pick_device(self.device)).eval()
         log = path / FIT_LOG_FILE
-        self.fit_log_ = json.loads(log.read_text()) if log.is_file() else {}
+        saved = json.loads(log.read_text()) if log.is_file() else {}
+        self.fit_info_, self.fit_history_ = saved.get("fit_info", {}), saved.get("history", [])
 
     def _state(self) -> dict:  # pragma: no cover - not used: _save_state is overridden
         return {}
