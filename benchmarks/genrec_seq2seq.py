@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     model = GenRecSeq2Seq(pretrain_epochs=a.pretrain_epochs, finetune_epochs=a.finetune_epochs, lr=a.lr,
                           batch_size=a.batch_size, d_model=a.d_model, layers=a.layers, heads=a.heads,
                           dropout=a.dropout, max_len=a.max_len, patience=a.patience,
-                          valid_sample=a.valid_sample, seed=a.seed, checkpoint_dir=a.checkpoint_dir,
+                          valid_users=a.valid_sample, seed=a.seed, checkpoint_dir=a.checkpoint_dir,
                           progress=not a.no_progress, threads=a.threads,
                           finetune_sample=a.finetune_sample, init_std=a.init_std)
     t0 = time.perf_counter()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 # genrec-seq2seq small enough to pretrain and fine-tune one epoch each on the demo shop in seconds
 SEQ2SEQ_TINY = ["pretrain_epochs=1", "finetune_epochs=1", "d_model=16", "heads=2", "max_len=4", "batch_size=256",
-                "valid_sample=50", "threads=1", "progress=false"]
+                "valid_users=50", "threads=1", "progress=false"]
 
 
 def genrec(*args, check=True, env=None):

@@ -56,10 +56,8 @@ Inference: why scoring equals beam search here
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -67,10 +65,10 @@ import numpy as np
 
 from genrec.errors import GenrecError
 from genrec.models.base import ScoringRecommender
+from genrec.training.module import TrainableModule
 
 PAD, BOS, EOS, MASK = 0, 1, 2, 3
 N_SPECIAL = 4
-CHECKPOINT_FILE = "genrec_seq2seq.ckpt"
 WEIGHTS_FILE = "seq2seq_weights.pt"
 STATE_FILE = "seq2seq_state.json"
 
@@ -84,7 +82,7 @@ class GenRecSeq2Seq(ScoringRecommender):
     def __init__(self, pretrain_epochs: int = 5, finetune_epochs: int = 10, lr: float = 3e-3,
                  weight_decay: float = 0.01, batch_size: int = 256, d_model: int = 64, layers: int = 1,
                  heads: int = 2, dropout: float = 0.2, max_len: int = 20, patience: int = 3,
-                 valid_sample: int = 1000, seed: int = 0, device: str | None = None, bf16: bool | None = None,
+                 valid_users: int = 1000, seed: int = 0, device: str | None = None, bf16: bool | None = None,
                  checkpoint_dir: str | None = None, progress: bool = True, eval_batch_size: int = 512,
                  threads: int | None = None, init_std: float = 0.1, finetune_sample: float = 1.0) -> None:
         self.pretrain_epochs = pretrain_epochs
@@ -98,7 +96,7 @@ class GenRecSeq2Seq(ScoringRecommender):
         self.dropout = dropout
         self.max_len = max_len
         self.patience = patience
-        self.valid_sample = valid_sample
+        self.valid_users = valid_users
         self.seed = seed
         self.device = device
         self.bf16 = bf16
@@ -110,12 +108,6 @@ class GenRecSeq2Seq(ScoringRecommender):
         self.finetune_sample = finetune_sample
 
     # -- network ------------------------------------------------------------------------------------
-    def _use_bf16(self) -> bool:
-        """``bf16`` if set, else :func:`genrec.torch_utils.resolve_bf16` (CUDA, or a CPU where bf16 pays)."""
-        from genrec.torch_utils import resolve_bf16
-
-        return resolve_bf16(self.bf16, self.device_)
-
     def _build(self, n_items: int):
         from transformers import BartConfig, BartForConditionalGeneration
 
@@ -209,146 +201,64 @@ class GenRecSeq2Seq(ScoringRecommender):
             yield inputs, False, np.array(targets, dtype=np.int64)
 
     # -- fit ----------------------------------------------------------------------------------------
+    def _trainer_config(self, phase: str):
+        from genrec.training import TrainerConfig
+
+        folder = str(Path(self.checkpoint_dir) / phase) if self.checkpoint_dir else None
+        return TrainerConfig(
+            max_epochs=self.pretrain_epochs if phase == "pretrain" else self.finetune_epochs,
+            valid_metric="ndcg@10", patience=(self.patience or None) if phase == "finetune" else None,
+            max_grad_norm=5.0, precision=self.bf16, device=self.device, seed=self.seed, checkpoint_dir=folder,
+            progress=self.progress, desc=f"genrec-seq2seq {phase}")
+
     def fit(self, split) -> "GenRecSeq2Seq":
-        """Pretrain, fine-tune and select the best fine-tuning epoch; resumes from ``checkpoint_dir``."""
+        """Pretrain, then fine-tune keeping the best fine-tuning epoch on validation, each phase
+        through :class:`genrec.training.trainer.Trainer`; resumes from ``checkpoint_dir``."""
         import torch
 
-        from genrec.torch_utils import pick_device, save_checkpoint, seed_everything
+        from genrec.torch_utils import pick_device, resolve_precision
+        from genrec.training.trainer import Trainer
 
         self.catalog = split.catalog
         self.n_items_ = len(split.catalog)
         self.device_ = pick_device(self.device)
-        self.bf16_ = self._use_bf16()
+        self.precision_ = resolve_precision(self.bf16, self.device_)
+        self.bf16_ = self.precision_ != "fp32"
         if self.threads:
             torch.set_num_threads(self.threads)
-        seed_everything(self.seed)
-        net = self._build(self.n_items_).to(self.device_)
-        self.net_ = net
         seqs = [split.catalog.indices(s) for s in split.train.items.values()]
         if self.finetune_epochs:
             self._finetune_examples(seqs)  # fail before pretraining if nothing can be fine-tuned
         valid = self._valid_sample(split)
-        self.history_: list[dict] = []
         fingerprint = self._fingerprint(split)
-        ckpt = Path(self.checkpoint_dir) / CHECKPOINT_FILE if self.checkpoint_dir else None
-        state = {"phase": "pretrain", "epoch": 0, "best_score": -1.0, "best_epoch": 0, "bad": 0,
-                 "stopped": False, "history": []}
-        best_state = None
-        resumed_from = None
-        phases = [("pretrain", self.pretrain_epochs), ("finetune", self.finetune_epochs)]
-        opt_state = None
-        if ckpt is not None and ckpt.is_file():
-            probe = torch.load(ckpt, map_location="cpu", weights_only=False)
-            if probe["extra"].get("fingerprint") != fingerprint:
-                raise GenrecError(f"{ckpt} was written for another model configuration or split; "
-                                  "delete it or pass another checkpoint_dir")
-            net.load_state_dict(probe["model"])
-            state = probe["extra"]["state"]
-            best_state = probe["extra"].get("best_state")
-            opt_state = probe["optimizer"]
-            resumed_from = f"{state['phase']} epoch {state['epoch']}"
-            del probe
-        self.history_ = list(state["history"])
-        start_t = time.perf_counter()
-        for phase, epochs in phases:
-            if phase == "pretrain" and state["phase"] == "finetune":
-                continue
-            if phase == "finetune" and state["phase"] == "pretrain":
-                state.update(phase="finetune", epoch=0)
-                opt_state = None
-            optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            if opt_state is not None:
-                optimizer.load_state_dict(opt_state)
-                opt_state = None
-            while state["epoch"] < epochs and not (phase == "finetune" and state["stopped"]):
-                epoch = state["epoch"] + 1
-                rng = np.random.default_rng([self.seed, 0 if phase == "pretrain" else 1, epoch])
-                torch.manual_seed(self.seed * 100003 + (0 if phase == "pretrain" else 50000) + epoch)
-                loss, n_ex, secs = self._train_epoch(net, optimizer, phase, epoch, seqs, rng)
-                score = self._valid_ndcg(valid) if valid else None
-                row = {"phase": phase, "epoch": epoch, "loss": round(loss, 5), "examples": n_ex,
-                       "seconds": round(secs, 2), "valid_ndcg@10": None if score is None else round(score, 5)}
-                self.history_.append(row)
-                if self.progress:
-                    from tqdm.auto import tqdm
-
-                    tqdm.write(f"genrec-seq2seq {json.dumps(row)}")
-                state["epoch"] = epoch
-                if phase == "finetune":
-                    if score is None or score > state["best_score"]:
-                        state.update(best_score=-1.0 if score is None else score, best_epoch=epoch, bad=0)
-                        best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-                    else:
-                        state["bad"] += 1
-                        if self.patience and state["bad"] >= self.patience:
-                            state["stopped"] = True
-                state["history"] = list(self.history_)
-                if ckpt is not None:
-                    save_checkpoint(ckpt, model=net, optimizer=optimizer, epoch=epoch,
-                                    extra={"fingerprint": fingerprint, "state": copy.deepcopy(state),
-                                           "best_state": best_state})
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        self.fit_info_ = {"best_finetune_epoch": state["best_epoch"] if best_state is not None else None,
-                          "best_valid_ndcg@10": state["best_score"] if best_state is not None else None,
-                          "stopped_early": bool(state["stopped"]), "resumed_from": resumed_from,
-                          "valid_cases": len(valid[0]) if valid else 0,
-                          "train_seconds_this_run": round(time.perf_counter() - start_t, 2)}
+        self.net_ = None
+        self.history_, results = [], {}
+        for phase in ("pretrain", "finetune"):
+            module = _Seq2SeqModule(self, phase, seqs, valid if phase == "finetune" else None, fingerprint)
+            self.net_, res = Trainer(self._trainer_config(phase)).fit(module)
+            results[phase] = res
+            self.history_ += [{"phase": phase, **row} for row in res.history]
+        pre, ft = results["pretrain"], results["finetune"]
+        main = ft if self.finetune_epochs else pre
+        resumed = [f"{ph} step {r.resumed_from_step}" for ph, r in results.items() if r.resumed_from_step]
+        self.fit_info_ = {**main.fit_info(), "steps": pre.steps + ft.steps,
+                          "train_seconds": round(pre.train_seconds + ft.train_seconds, 2),
+                          "pretrain_epochs_run": pre.epochs_run, "best_valid": ft.best_metric,
+                          "valid_metric": "ndcg@10", "valid_users": len(valid[0]) if valid else 0,
+                          "resumed_from": resumed[-1] if resumed else None}
         return self
 
-    def _train_epoch(self, net, optimizer, phase: str, epoch: int, seqs, rng) -> tuple[float, int, float]:
-        import torch
-        import torch.nn.functional as F
-        from tqdm.auto import tqdm
-
-        from genrec.torch_utils import autocast
-
-        net.train()
-        t0 = time.perf_counter()
-        total, n = 0.0, 0
-        batches = list(self._epoch_data(phase, seqs, rng))
-        bar = tqdm(batches, desc=f"genrec-seq2seq {phase} {epoch}", unit="batch",
-                   disable=not self.progress, mininterval=2.0, leave=False)
-        for inputs, append_mask, targets in bar:
-            ids, attn = self._batch(inputs, append_mask=append_mask)
-            y = torch.from_numpy(targets).to(self.device_)
-            with autocast(self.device_, self.bf16_):
-                logits = self._item_logits(net, ids, attn)
-            loss = F.cross_entropy(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
-            optimizer.step()
-            total += loss.item() * len(targets)
-            n += len(targets)
-            if self.progress:
-                bar.set_postfix(loss=f"{total / max(n, 1):.3f}", refresh=False)
-        bar.close()
-        net.eval()
-        return total / max(n, 1), n, time.perf_counter() - t0
-
     def _valid_sample(self, split):
-        cases = list(split.valid)
-        if not cases or not self.valid_sample:
+        """A seeded sample of ``valid_users`` validation cases, encoded; None without any."""
+        from genrec.training.validation import sample_valid
+
+        cases = sample_valid(split.valid, self.valid_users, self.seed)
+        if not cases:
             return None
-        if len(cases) > self.valid_sample:
-            rng = np.random.default_rng(self.seed)
-            cases = [cases[i] for i in sorted(rng.choice(len(cases), self.valid_sample, replace=False))]
         hist, _ = self.encode_histories([list(c.history) for c in cases])
         targets = np.array([self.catalog._index.get(c.target, -1) for c in cases])
         ok = targets >= 0
         return [h for h, k in zip(hist, ok) if k], targets[ok]
-
-    def _valid_ndcg(self, valid) -> float:
-        hist, targets = valid
-        scores = self.score(hist)
-        rows = np.arange(len(hist))
-        t_score = scores[rows, targets].copy()
-        for n, h in enumerate(hist):  # history items are excluded at evaluation time too
-            scores[n, h[h != targets[n]]] = -np.inf
-        rank = 1 + (scores > t_score[:, None]).sum(axis=1)
-        return float(np.where(rank <= 10, 1.0 / np.log2(rank + 1), 0.0).mean())
 
     def _fingerprint(self, split) -> str:
         """What a checkpoint must match to be resumed: architecture, optimiser, data, split."""
@@ -382,7 +292,7 @@ class GenRecSeq2Seq(ScoringRecommender):
         """Log-probability of every item as the first (only) generated token: (n, n_items)."""
         import torch
 
-        from genrec.torch_utils import autocast
+        from genrec.torch_utils import autocast_for
 
         if getattr(self, "net_", None) is None:
             self._require_fitted()
@@ -393,7 +303,7 @@ class GenRecSeq2Seq(ScoringRecommender):
             for start in range(0, len(histories), self.eval_batch_size):
                 chunk = histories[start:start + self.eval_batch_size]
                 ids, attn = self._batch(chunk)
-                with autocast(self.device_, self.bf16_):
+                with autocast_for(self.precision_, self.device_):
                     logits = self._item_logits(self.net_, ids, attn)
                 out[start:start + len(chunk)] = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
         return out
@@ -409,16 +319,59 @@ class GenRecSeq2Seq(ScoringRecommender):
     def _load_state(self, path: Path) -> None:
         import torch
 
-        from genrec.torch_utils import pick_device
+        from genrec.torch_utils import pick_device, resolve_precision
 
         meta = json.loads((path / STATE_FILE).read_text())
         self.n_items_ = int(meta["n_items"])
         self.history_ = meta.get("history", [])
         self.fit_info_ = meta.get("fit_info", {})
         self.device_ = pick_device(self.device)
-        self.bf16_ = self._use_bf16()
+        self.precision_ = resolve_precision(self.bf16, self.device_)
+        self.bf16_ = self.precision_ != "fp32"
         if self.threads:
             torch.set_num_threads(self.threads)
         net = self._build(self.n_items_)
         net.load_state_dict(torch.load(path / WEIGHTS_FILE, map_location="cpu", weights_only=True))
         self.net_ = net.to(self.device_).eval()
+
+
+class _Seq2SeqModule(TrainableModule):
+    """One training phase of :class:`GenRecSeq2Seq` for the trainer (the network is built once,
+    by the first phase, and trained further by the second)."""
+
+    def __init__(self, rec: GenRecSeq2Seq, phase: str, seqs: list[np.ndarray], valid, fingerprint: str) -> None:
+        self.rec, self.phase, self.seqs, self.valid, self.fp = rec, phase, seqs, valid, fingerprint
+
+    def build(self):
+        return self.rec.net_ if self.rec.net_ is not None else self.rec._build(self.rec.n_items_)
+
+    def optimizer(self, net):
+        import torch
+
+        return torch.optim.AdamW(net.parameters(), lr=self.rec.lr, weight_decay=self.rec.weight_decay)
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> list:
+        return list(self.rec._epoch_data(self.phase, self.seqs, rng))
+
+    def loss(self, net, batch, rng: np.random.Generator):
+        import torch
+        import torch.nn.functional as F
+
+        inputs, append_mask, targets = batch
+        ids, attn = self.rec._batch(inputs, append_mask=append_mask)
+        logits = self.rec._item_logits(net, ids, attn)
+        return F.cross_entropy(logits.float(), torch.from_numpy(targets).to(ids.device))
+
+    def validate(self, net) -> dict[str, float] | None:
+        from genrec.training.validation import rank_metrics
+
+        if self.valid is None:
+            return None
+        self.rec.net_ = net
+        return rank_metrics(self.rec.score, *self.valid)
+
+    def fingerprint(self) -> dict:
+        return {"model": "genrec-seq2seq", "phase": self.phase, "config_and_data": self.fp}
+
+    def count(self, batch) -> int:
+        return len(batch[2])

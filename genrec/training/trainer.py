@@ -74,7 +74,7 @@ class Trainer:
         cfg = self.config
         net = module.build().to(device)
         opt = module.optimizer(net)
-        first = self._shard(module.batches(0, self._epoch_rng(0)), acc)
+        first = [] if cfg.max_epochs == 0 else self._shard(module.batches(0, self._epoch_rng(0)), acc)
         steps_per_epoch = max(1, math.ceil(len(first) / cfg.grad_accum))
         horizon = steps_per_epoch * cfg.max_epochs if cfg.max_epochs is not None else int(cfg.max_steps or 1)
         sched = module.scheduler(opt, max(horizon, 1))
@@ -225,7 +225,10 @@ class Trainer:
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in inner.state_dict().items()}
                 if folder is not None and acc.is_main_process:
                     ckpt_io.atomic_save(best_state, folder / ckpt_io.BEST_FILE)
-        row.update(valid_seconds=round(time.perf_counter() - tv, 3), seconds=round(elapsed, 2))
+        now = elapsed + time.perf_counter() - tv
+        row.update(valid_seconds=round(time.perf_counter() - tv, 3),
+                   seconds=round(now - st.get("last_eval_elapsed", 0.0), 2), elapsed=round(now, 2))
+        st["last_eval_elapsed"] = now
         st["history"].append(row)
         if cfg.progress and acc.is_main_process:
             from tqdm.auto import tqdm

@@ -149,7 +149,7 @@ def test_resume_equals_uninterrupted(cls, tmp_path):
     ck = torch.load(tmp_path / "b" / CHECKPOINT_FILE, weights_only=False)
     assert ck["progress"]["epoch"] == 2 and ck["optimizer"]["state"]
     resumed = cls(epochs=4, checkpoint_dir=str(tmp_path / "b"), **params).fit(small)
-    assert resumed.fit_history_ == [dict(r, seconds=resumed.fit_history_[n]["seconds"],
+    assert resumed.fit_history_ == [dict(r, seconds=resumed.fit_history_[n]["seconds"], elapsed=resumed.fit_history_[n]["elapsed"],
                                          valid_seconds=resumed.fit_history_[n]["valid_seconds"])
                                     for n, r in enumerate(full.fit_history_)]
     a, b = _state(full), _state(resumed)

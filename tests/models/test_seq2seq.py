@@ -11,9 +11,10 @@ from genrec.eval.evaluate import evaluate  # noqa: E402
 from genrec.models.baselines.pop import PopRec  # noqa: E402
 from genrec.models.registry import create, load_model  # noqa: E402
 from genrec.models.seq2seq import N_SPECIAL, GenRecSeq2Seq  # noqa: E402
+from genrec.torch_utils import resolve_precision  # noqa: E402
 
 TINY = dict(d_model=32, layers=1, heads=2, dropout=0.1, batch_size=64, lr=3e-3, progress=False, threads=1,
-            valid_sample=200)
+            valid_users=200)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +30,15 @@ def test_registry_and_fit_history(trained):
     assert create("genrec-seq2seq").name == "genrec-seq2seq"
     phases = [(e["phase"], e["epoch"]) for e in trained.history_]
     assert phases == [("pretrain", 1)] + [("finetune", i) for i in range(1, 7)]
-    assert all(np.isfinite(e["loss"]) and e["valid_ndcg@10"] is not None for e in trained.history_)
+    assert all(np.isfinite(e["loss"]) for e in trained.history_)
     ft = [e for e in trained.history_ if e["phase"] == "finetune"]
-    best = max(ft, key=lambda e: e["valid_ndcg@10"])
-    assert trained.fit_info_["best_finetune_epoch"] == best["epoch"]  # epoch selection on validation
+    assert all(e["ndcg@10"] is not None for e in ft)
+    best = max(ft, key=lambda e: e["ndcg@10"])
+    info = trained.fit_info_
+    assert info["best_epoch"] == best["epoch"] and info["best_valid"] == best["ndcg@10"]  # selection on validation
+    assert (info["epochs_run"], info["pretrain_epochs_run"], info["stop_reason"], info["precision"]) == (
+        6, 1, "max_epochs", resolve_precision(None, "cpu"))
+    assert info["valid_users"] == 200 and info["steps"] > 7
     assert ft[-1]["loss"] < ft[0]["loss"]
 
 
@@ -57,7 +63,7 @@ def test_resume_equals_uninterrupted(demo_loo, tmp_path):
     kw = dict(TINY, pretrain_epochs=1, patience=0, max_len=8, checkpoint_dir=str(tmp_path / "ck"))
     GenRecSeq2Seq(finetune_epochs=1, **kw).fit(demo_loo)  # "interrupted" after one fine-tuning epoch
     resumed = GenRecSeq2Seq(finetune_epochs=2, **kw).fit(demo_loo)
-    assert resumed.fit_info_["resumed_from"] == "finetune epoch 1"
+    assert resumed.fit_info_["resumed_from"].startswith("finetune step ")
     assert [(e["phase"], e["epoch"]) for e in resumed.history_] == [("pretrain", 1), ("finetune", 1), ("finetune", 2)]
     fresh = GenRecSeq2Seq(finetune_epochs=2, **dict(kw, checkpoint_dir=None)).fit(demo_loo)
     assert [e["loss"] for e in fresh.history_] == pytest.approx([e["loss"] for e in resumed.history_], rel=1e-4)
@@ -135,11 +141,11 @@ def test_scoring_equals_hf_beam_search(trained, demo_loo):
     (generate runs outside autocast; bf16 rounding would blur the comparison)."""
     n = 5
     hists = [list(c.history) for c in demo_loo.test[:3]]
-    saved, trained.bf16_ = trained.bf16_, False
+    saved, trained.precision_ = trained.precision_, "fp32"
     try:
         ours = trained.recommend(hists, k=n, exclude_history=False)
     finally:
-        trained.bf16_ = saved
+        trained.precision_ = saved
     enc, _ = trained.encode_histories(hists)
     for h, items, scores in zip(enc, ours.items, ours.scores):
         ids, attn = trained._batch([h])
