@@ -1,26 +1,29 @@
-"""Fine-tuning loop for GPT4Rec's language model: packed (padding-free) batches, bf16 autocast,
-AdamW with linear warm-up, gradient accumulation, loss on the target title only (option),
-checkpoints that resume exactly, and per-epoch validation that keeps the best epoch.
+"""Fine-tuning GPT4Rec's language model through :class:`genrec.training.trainer.Trainer`:
+packed (padding-free) batches, AdamW with linear warm-up, loss on the target title only (option);
+the trainer gives precision, gradient accumulation, exact resume and best-epoch selection.
 
 Packing: each batch of examples is packed first-fit-decreasing into rows of ``row_len`` tokens;
 ``position_ids`` restart at 0 for every example and ``attention_mask`` is left ``None``, so
 transformers builds a block-diagonal causal mask (its packed-sequence detection) and no example
 attends to another. Only the tail of each row is padding. With ``target_only_loss`` the LM head
 (the largest matmul of a small model: vocab x dim per token) runs on the target positions only.
-We write this loop instead of using ``transformers.Trainer`` for these two savings, for exact
-resume mid-epoch, and for the recommendation-metric validation; benchmarks/gpt4rec_speed.py
-compares the two.
+We use genrec's trainer rather than ``transformers.Trainer`` for these two savings, exact resume
+mid-epoch and the recommendation-metric validation; benchmarks/gpt4rec_speed.py compares the two.
 """
 
 from __future__ import annotations
 
-import math
-import time
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
+
+from genrec.training.module import TrainableModule
+
+if TYPE_CHECKING:  # pragma: no cover
+    from genrec.training import TrainerConfig
 
 # (prompt + target + EOS ids, prompt length[, spans of tokens never predicted: the prompt's fixed words])
 Example = tuple
@@ -52,9 +55,11 @@ class TrainResult:
     best_epoch: int | None = None
     best_metric: float | None = None
     steps: int = 0
-    stopped_early: bool = False
+    stopped_early: bool = False   # stopped before the last epoch (early stopping, max_steps, time)
     seconds: float = 0.0
     tokens_per_s: float = 0.0
+    stop_reason: str = "max_epochs"
+    fit_info: dict = field(default_factory=dict)  # the trainer's fit_info() contract
 
 
 def build_examples(builder, sequences: Sequence[Sequence[Sequence[int]]], *, augment_prefixes: bool = False,
@@ -118,11 +123,6 @@ def pack(examples: Sequence[Example], row_len: int, pad_id: int, target_only: bo
     return ids, pos, lab
 
 
-def _groups(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    perm = np.random.default_rng([seed, epoch]).permutation(n)
-    return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
-
-
 def packed_loss(model, ids, pos, lab):
     """Mean cross-entropy over labelled positions; the LM head runs only there."""
     import torch
@@ -134,133 +134,86 @@ def packed_loss(model, ids, pos, lab):
     return torch.nn.functional.cross_entropy(logits.float(), lab[sel])
 
 
+class LMModule(TrainableModule):
+    """A causal LM on packed examples, for the trainer (also used by the LoRA wrapper)."""
+
+    def __init__(self, model, examples: Sequence[Example], cfg: TrainConfig, pad_id: int,
+                 eval_fn: Callable[[object], float] | None = None) -> None:
+        if not examples:
+            raise ValueError("no training examples (every training sequence needs at least 2 items with titles)")
+        self.model, self.examples, self.cfg, self.pad_id, self.eval_fn = model, examples, cfg, pad_id, eval_fn
+
+    def build(self):
+        return self.model
+
+    def optimizer(self, net):
+        import torch
+
+        params = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+        return torch.optim.AdamW([{"params": [p for _, p in params if p.ndim >= 2], "weight_decay": self.cfg.weight_decay},
+                                  {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0}], lr=self.cfg.lr)
+
+    def scheduler(self, optimizer, total_steps: int):
+        from transformers import get_linear_schedule_with_warmup
+
+        return get_linear_schedule_with_warmup(optimizer, int(self.cfg.warmup_ratio * total_steps), total_steps)
+
+    def batches(self, epoch: int, rng: np.random.Generator) -> list[np.ndarray]:
+        perm = rng.permutation(len(self.examples))
+        return [perm[i:i + self.cfg.batch_size] for i in range(0, len(perm), self.cfg.batch_size)]
+
+    def loss(self, net, batch: np.ndarray, rng: np.random.Generator):
+        import torch
+
+        ids, pos, lab = pack([self.examples[i] for i in batch], self.cfg.row_len, self.pad_id, self.cfg.target_only_loss)
+        device = next(net.parameters()).device
+        return packed_loss(net, *(torch.from_numpy(a).to(device) for a in (ids, pos, lab)))
+
+    def validate(self, net) -> dict[str, float] | None:
+        return None if self.eval_fn is None else {"valid": float(self.eval_fn(net))}
+
+    def fingerprint(self) -> dict:
+        h = hashlib.blake2b(digest_size=8)
+        for ex in self.examples:
+            h.update(np.asarray(ex[0], dtype=np.int64).tobytes() + str(ex[1:]).encode() + b"|")
+        cfg = {k: getattr(self.cfg, k) for k in ("lr", "weight_decay", "warmup_ratio", "batch_size", "row_len",
+                                                 "target_only_loss")}
+        arch = getattr(getattr(self.model, "config", None), "to_json_string", lambda: "")()
+        return {"examples": h.hexdigest(), "n_examples": len(self.examples), **cfg,
+                "model_config": hashlib.blake2b(arch.encode(), digest_size=8).hexdigest()}
+
+    def count(self, batch: np.ndarray) -> int:
+        return int(sum(len(self.examples[i][0]) for i in batch))
+
+
+def trainer_config(cfg: TrainConfig, device, *, desc: str = "lm") -> "TrainerConfig":
+    from genrec.training import TrainerConfig
+
+    return TrainerConfig(max_epochs=cfg.epochs, max_steps=cfg.max_steps, patience=cfg.patience,
+                         valid_metric="valid", grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm or None,
+                         precision=cfg.bf16, device=None if device is None else str(device), seed=cfg.seed,
+                         checkpoint_dir=cfg.checkpoint_dir, checkpoint_every=cfg.checkpoint_every,
+                         progress=cfg.progress, desc=desc)
+
+
 def train_lm(model, examples: Sequence[Example], cfg: TrainConfig, *, pad_id: int, device=None,
              eval_fn: Callable[[object], float] | None = None, resume: bool = True) -> TrainResult:
-    """Train ``model`` in place on ``examples``; returns the per-epoch history.
+    """Train ``model`` in place on ``examples`` through the trainer; returns the history.
 
     ``eval_fn(model) -> float`` (higher is better) runs after each epoch; the best epoch's weights
-    are restored at the end. With ``cfg.checkpoint_dir`` a checkpoint (``last.pt``) is written every
+    are restored at the end. With ``cfg.checkpoint_dir`` a checkpoint is written every
     ``checkpoint_every`` steps and at each epoch end, and a later call resumes from it exactly
-    (same batches, same RNG), e.g. after ``max_steps`` or an interruption.
+    (same batches, same RNG), e.g. after ``max_steps`` or an interruption; ``resume=False``
+    starts afresh (the old checkpoint is replaced).
     """
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import get_linear_schedule_with_warmup
+    from genrec.training.checkpoint import BEST_FILE, CHECKPOINT_FILE
+    from genrec.training.trainer import Trainer
 
-    from genrec.torch_utils import autocast, load_checkpoint, pick_device, resolve_bf16, save_checkpoint
-
-    if not examples:
-        raise ValueError("no training examples (every training sequence needs at least 2 items with titles)")
-    device = pick_device(device) if not isinstance(device, torch.device) else device
-    model.to(device)
-    n_groups = math.ceil(len(examples) / cfg.batch_size)
-    steps_per_epoch = math.ceil(n_groups / cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    sched = get_linear_schedule_with_warmup(opt, int(cfg.warmup_ratio * total_steps), max(total_steps, 1))
-    res = TrainResult()
-    step, epoch, group_pos = 0, 0, 0
-    best_state = None
-    ckpt = Path(cfg.checkpoint_dir) / "last.pt" if cfg.checkpoint_dir else None
-    if ckpt is not None:
-        ckpt.parent.mkdir(parents=True, exist_ok=True)
-    if ckpt is not None and resume and ckpt.is_file():
-        info = load_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched)
-        step, epoch = info["step"], info["epoch"]
-        ex = info["extra"]
-        group_pos = ex.get("group_pos", 0)
-        res.history = ex.get("history", [])
-        res.best_epoch, res.best_metric = ex.get("best_epoch"), ex.get("best_metric")
-        best_file = Path(cfg.checkpoint_dir) / "best.pt"
-        if best_file.is_file():
-            best_state = torch.load(best_file, map_location="cpu", weights_only=True)
-
-    def checkpoint(ep: int, gpos: int) -> None:
-        if ckpt is None:
-            return
-        save_checkpoint(ckpt, model=model, optimizer=opt, scheduler=sched, step=step, epoch=ep,
-                        extra={"group_pos": gpos, "history": res.history, "best_epoch": res.best_epoch,
-                               "best_metric": res.best_metric})
-
-    use_bf16 = resolve_bf16(cfg.bf16, device)
-    t_start = time.perf_counter()
-    tokens_total = 0
-    stale = 0
-    while epoch < cfg.epochs:
-        groups = _groups(len(examples), cfg.batch_size, cfg.seed, epoch)
-        model.train()
-        bar = tqdm(total=len(groups), initial=group_pos, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not cfg.progress, mininterval=1.0, leave=False)
-        ep_loss, ep_n, ep_tokens, t_ep = 0.0, 0, 0, time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        g = group_pos
-        while g < len(groups):
-            micro = groups[g:g + cfg.grad_accum]
-            for grp in micro:
-                ids, pos, lab = pack([examples[i] for i in grp], cfg.row_len, pad_id, cfg.target_only_loss)
-                ids_t, pos_t, lab_t = (torch.from_numpy(a).to(device) for a in (ids, pos, lab))
-                with autocast(device, use_bf16):
-                    loss = packed_loss(model, ids_t, pos_t, lab_t)
-                (loss / len(micro)).backward()
-                ep_loss += float(loss.detach())
-                ep_n += 1
-                ntok = int(sum(len(examples[i][0]) for i in grp))
-                ep_tokens += ntok
-                tokens_total += ntok
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            g += len(micro)
-            bar.update(len(micro))
-            el = time.perf_counter() - t_ep
-            bar.set_postfix(loss=f"{ep_loss / max(ep_n, 1):.3f}", tok_s=f"{ep_tokens / max(el, 1e-9):,.0f}")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
-                checkpoint(epoch, g)
-            if cfg.max_steps is not None and step >= cfg.max_steps:
-                checkpoint(epoch, g)
-                bar.close()
-                res.steps, res.stopped_early = step, True
-                res.seconds = time.perf_counter() - t_start
-                res.tokens_per_s = tokens_total / max(res.seconds, 1e-9)
-                return res
-        bar.close()
-        secs = time.perf_counter() - t_ep
-        row = {"epoch": epoch + 1, "loss": ep_loss / max(ep_n, 1), "tokens_per_s": ep_tokens / max(secs, 1e-9),
-               "seconds": secs}
-        if eval_fn is not None:
-            model.eval()
-            metric = float(eval_fn(model))
-            model.train()
-            row["valid"] = metric
-            if res.best_metric is None or metric > res.best_metric:
-                res.best_metric, res.best_epoch, stale = metric, epoch + 1, 0
-                best_state = {k: v.detach().to("cpu").clone() for k, v in model.state_dict().items()}
-                if cfg.checkpoint_dir:
-                    best_file = Path(cfg.checkpoint_dir) / "best.pt"
-                    torch.save(best_state, best_file.with_suffix(".tmp"))
-                    best_file.with_suffix(".tmp").replace(best_file)  # atomic: never a torn best.pt
-            else:
-                stale += 1
-        res.history.append(row)
-        if cfg.progress:
-            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        epoch += 1
-        group_pos = 0
-        checkpoint(epoch, 0)
-        if cfg.patience is not None and stale >= cfg.patience:
-            res.stopped_early = True
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    res.steps = step
-    res.seconds = time.perf_counter() - t_start
-    res.tokens_per_s = tokens_total / max(res.seconds, 1e-9)
-    return res
-
+    module = LMModule(model, examples, cfg, pad_id, eval_fn)
+    if cfg.checkpoint_dir and not resume:
+        for name in (CHECKPOINT_FILE, BEST_FILE):
+            (Path(cfg.checkpoint_dir) / name).unlink(missing_ok=True)
+    net, res = Trainer(trainer_config(cfg, device)).fit(module)
+    return TrainResult(history=res.history, best_epoch=res.best_epoch, best_metric=res.best_metric, steps=res.steps,
+                       stopped_early=res.stop_reason != "max_epochs", seconds=res.train_seconds,
+                       tokens_per_s=res.samples_per_s, stop_reason=res.stop_reason, fit_info=res.fit_info())

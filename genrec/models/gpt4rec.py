@@ -149,14 +149,15 @@ class GPT4Rec(QuerySearchRecommender):
             self.train_history_ = res.history
             self.best_epoch_ = res.best_epoch
             self.train_tokens_per_s_ = res.tokens_per_s
+            lm_info = res.fit_info  # the trainer's contract: epochs_run, best_epoch, stop_reason, ...
         else:
-            self.train_history_, self.best_epoch_ = [], None
+            self.train_history_, self.best_epoch_, lm_info = [], None, {}
         self._model.eval()
         self.k1_, self.b_ = float(self.k1), float(self.b)
         self.bm25_grid_ = []
         if self.tune_bm25 and valid:
             self._tune_bm25(valid)
-        self.fit_info_ = {"train_examples": len(examples), "valid_users": len(valid), "scratch": scratch,
+        self.fit_info_ = {**lm_info, "train_examples": len(examples), "valid_users": len(valid), "scratch": scratch,
                           "fit_seconds": round(time.perf_counter() - t0, 2)}
         return self
 

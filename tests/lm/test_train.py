@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 from genrec.prompts.tokens import PromptBuilder  # noqa: E402
 from genrec.lm.scratch import build_model  # noqa: E402
 from genrec.lm.train import TrainConfig, build_examples, pack, train_lm  # noqa: E402
+from genrec.training.checkpoint import BEST_FILE, CHECKPOINT_FILE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +78,7 @@ def test_loss_decreases_and_interrupted_training_resumes_exactly(tiny_tok, examp
     b = build_model("tiny", tiny_tok, n_positions=128, seed=5)
     part = train_lm(b, examples, TrainConfig(**cfg, checkpoint_dir=str(tmp_path), max_steps=2),
                     pad_id=tiny_tok.eos_token_id, device="cpu")
-    assert part.stopped_early and part.steps == 2 and (tmp_path / "last.pt").is_file()
+    assert part.stop_reason == "max_steps" and part.steps == 2 and (tmp_path / CHECKPOINT_FILE).is_file()
     c = build_model("tiny", tiny_tok, n_positions=128, seed=99)  # different init: all state comes from disk
     done = train_lm(c, examples, TrainConfig(**cfg, checkpoint_dir=str(tmp_path)),
                     pad_id=tiny_tok.eos_token_id, device="cpu")
@@ -102,7 +103,7 @@ def test_best_epoch_is_kept_and_checkpointed_in_a_new_folder(tiny_tok, examples,
                    pad_id=tiny_tok.eos_token_id, device="cpu", eval_fn=eval_fn)
     assert res.best_epoch == 2 and [h["valid"] for h in res.history] == [0.5, 0.9, 0.1]
     final = _state(model)
-    best = torch.load(folder / "best.pt", weights_only=True)
+    best = torch.load(folder / BEST_FILE, weights_only=True)
     for k in final:
         torch.testing.assert_close(final[k], snapshots[1][k])
         torch.testing.assert_close(best[k], snapshots[1][k])
