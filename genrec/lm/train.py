@@ -127,10 +127,12 @@ def packed_loss(model, ids, pos, lab):
     """Mean cross-entropy over labelled positions; the LM head runs only there."""
     import torch
 
+    # A peft (LoRA) wrapper: its base_model is the adapter layer, the transformer is one further in.
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     # use_cache=False matters: with a cache transformers skips its packed-sequence mask.
-    hidden = model.base_model(input_ids=ids, position_ids=pos, attention_mask=None, use_cache=False).last_hidden_state
+    hidden = inner.base_model(input_ids=ids, position_ids=pos, attention_mask=None, use_cache=False).last_hidden_state
     sel = lab != -100
-    logits = model.get_output_embeddings()(hidden[sel])
+    logits = inner.get_output_embeddings()(hidden[sel])
     return torch.nn.functional.cross_entropy(logits.float(), lab[sel])
 
 
