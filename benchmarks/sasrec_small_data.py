@@ -7,6 +7,10 @@ HR@10 (= Recall@10 with one target) and NDCG@10 on all test cases, full ranking.
 
     OMP_NUM_THREADS=1 python benchmarks/sasrec_small_data.py [--subsamples 3] [--users 671] \\
         [--param sasrec.KEY=VALUE] [--out benchmarks/results]
+
+On a shared machine the data sets can run as separate processes and be collected afterwards:
+``--only full`` / ``--only 0`` ... with ``--rows DIR`` (one JSON per data set), then
+``--collect DIR --out benchmarks/results`` writes the page from them.
 """
 
 from __future__ import annotations
@@ -65,7 +69,22 @@ def main() -> None:
     ap.add_argument("--full", action=argparse.BooleanOptionalAction, default=True, help="also all of ML-100K")
     ap.add_argument("--param", action="append", default=[], help="sasrec.KEY=VALUE (JSON value)")
     ap.add_argument("--out", default=None, help="folder for sasrec_small_data.{json,md}")
+    ap.add_argument("--only", default=None, help="'full' or a subsample seed: run just that data set")
+    ap.add_argument("--rows", default=None, help="folder to write this run's rows and metadata to (JSON)")
+    ap.add_argument("--collect", default=None, help="write the page from the --rows files of a folder")
     a = ap.parse_args()
+    if a.collect:
+        parts = [json.loads(f.read_text()) for f in sorted(Path(a.collect).glob("*.json"))]
+        parts.sort(key=lambda p: (p["rows"][0]["users"] < 900, p["rows"][0]["data"]))
+        rows = [r for p in parts for r in p["rows"]]
+        meta = dict(parts[0]["meta"])
+        meta["command"] = "; ".join(p["meta"]["command"] for p in parts) + " (in parallel); then python " + " ".join(sys.argv)
+        meta["wall_s"] = max(p["meta"]["wall_s"] for p in parts)
+        meta["load_average_start"] = [p["meta"]["load_average_start"] for p in parts]
+        meta["load_average_end"] = [p["meta"]["load_average_end"] for p in parts]
+        meta["subsample_seeds"] = sorted({s for p in parts for s in p["meta"]["subsample_seeds"]})
+        write(Path(a.out), meta, rows)
+        return
     import torch
 
     from genrec.data.registry import load_dataset
@@ -78,14 +97,20 @@ def main() -> None:
         params[k.removeprefix("sasrec.")] = json.loads(v)
     load0, t0 = load_average(), time.perf_counter()
     ds = load_dataset("ml-100k", a.data_dir, preprocess="standard")
-    sets = ([ds] if a.full else []) + [subsample(ds, a.users, s) for s in range(a.subsamples)]
+    seeds = list(range(a.subsamples))
+    if a.only is not None:
+        a.full, seeds = a.only == "full", [] if a.only == "full" else [int(a.only)]
+    sets = ([ds] if a.full else []) + [subsample(ds, a.users, s) for s in seeds]
     rows = [run(d, params, seed=0) for d in sets]
     meta = {"command": "python " + " ".join(shlex.quote(x) for x in sys.argv),
             "date_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M"), "split": "loo", "split_seed": 0,
-            "model_seed": 0, "subsample_seeds": list(range(a.subsamples)), "sasrec_params": params or "defaults",
+            "model_seed": 0, "subsample_seeds": seeds, "sasrec_params": params or "defaults",
             "machine": machine(), "load_average_start": load0, "load_average_end": load_average(),
             "threads": torch.get_num_threads(), "wall_s": round(time.perf_counter() - t0, 1)}
     print(json.dumps(meta))
+    if a.rows:
+        Path(a.rows).mkdir(parents=True, exist_ok=True)
+        (Path(a.rows) / f"{a.only or 'all'}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     if a.out:
         write(Path(a.out), meta, rows)
 

@@ -45,12 +45,13 @@ def child_sasrec(data_dir: str | None) -> dict:
 def child_lm(n_examples: int = 400, batch: int = 16) -> dict:
     from genrec.data.loaders.demo import make_demo_shop
     from genrec.data.splits import make_split
-    from genrec.lm.prompts import PromptBuilder, PromptTemplate
     from genrec.lm.scratch import build_model, train_tokenizer
     from genrec.lm.train import TrainConfig, build_examples, train_lm
+    from genrec.prompts import gpt4rec_template
+    from genrec.prompts.tokens import PromptBuilder
 
     sp = make_split(make_demo_shop().preprocess("gpt4rec"), "user", seed=0)
-    tok = train_tokenizer(sp.catalog.titles + [PromptTemplate().words()] * 50, vocab_size=4096)
+    tok = train_tokenizer(sp.catalog.titles + [gpt4rec_template().words()] * 50, vocab_size=4096)
     b = PromptBuilder(tok)
     tid = dict(zip(sp.catalog.ids, b.titles_ids(sp.catalog.titles)))
     ex = build_examples(b, [[tid[i] for i in s] for s in sp.train.items.values()], augment_prefixes=True)[:n_examples]

@@ -78,7 +78,12 @@ class Trainer:
         steps_per_epoch = max(1, math.ceil(len(first) / cfg.grad_accum))
         horizon = steps_per_epoch * cfg.max_epochs if cfg.max_epochs is not None else int(cfg.max_steps or 1)
         sched = module.scheduler(opt, max(horizon, 1))
-        net, opt = acc.prepare(net, opt)
+        # The optimizer always goes through accelerate (fp16's GradScaler steps it). The model only
+        # under DDP: in one process prepare() would only wrap forward in a second autocast and an
+        # fp32 cast of every output, which the loss (run under acc.autocast()) does not need.
+        opt = acc.prepare_optimizer(opt)
+        if acc.num_processes > 1:
+            net = acc.prepare_model(net)
         fingerprint = self._fingerprint(module, precision, acc)
         stopper = EarlyStopping(cfg.patience, cfg.min_delta, cfg.smoothing)
         st: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "samples": 0, "history": [],

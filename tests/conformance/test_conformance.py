@@ -21,7 +21,7 @@ from genrec.models.registry import MODELS, create, load_model
 
 # Tiny settings per registered model: seconds, not minutes. A model added to the registry must be
 # added here too (test_every_registered_model_has_tiny_settings), so conformance covers it.
-TORCH_SEQ = dict(max_len=8, hidden=16, layers=1, epochs=1, batch_size=128, valid_cases=20, patience=None,
+TORCH_SEQ = dict(max_len=8, hidden=16, layers=1, epochs=1, batch_size=128, valid_users=20, patience=None,
                  progress=False, threads=1)
 TINY: dict[str, dict] = {
     "random": {},
@@ -36,7 +36,7 @@ TINY: dict[str, dict] = {
                     vocab_size=512, max_prompt_tokens=48, max_title_tokens=12, tune_bm25=False, progress=False),
     "title-bm25": {"num_queries": 2, "valid_users": 20},
     "genrec-seq2seq": dict(pretrain_epochs=0, finetune_epochs=1, max_len=8, d_model=16, layers=1, heads=2,
-                           batch_size=128, valid_sample=20, patience=0, progress=False, threads=1),
+                           batch_size=128, valid_users=20, patience=0, progress=False, threads=1),
 }
 K = 10
 

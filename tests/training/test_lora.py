@@ -6,7 +6,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("transformers")
 
-from genrec.lm.prompts import PromptBuilder  # noqa: E402
+from genrec.prompts.tokens import PromptBuilder  # noqa: E402
 from genrec.lm.scratch import build_model  # noqa: E402
 from genrec.lm.train import TrainConfig, build_examples, train_lm  # noqa: E402
 from genrec.training.lora import apply_lora, merge_lora, trainable_fraction  # noqa: E402
@@ -14,10 +14,10 @@ from genrec.training.lora import apply_lora, merge_lora, trainable_fraction  # n
 
 @pytest.fixture(scope="module")
 def tiny_tok(demo_small):
-    from genrec.lm.prompts import PromptTemplate
     from genrec.lm.scratch import train_tokenizer
+    from genrec.prompts import gpt4rec_template
 
-    return train_tokenizer(demo_small.catalog.titles + [PromptTemplate().words()] * 20, vocab_size=1024)
+    return train_tokenizer(demo_small.catalog.titles + [gpt4rec_template().words()] * 20, vocab_size=1024)
 
 
 def test_lora_trains_only_the_adapter_through_the_trainer(tiny_tok, demo_small, tmp_path):
