@@ -178,11 +178,11 @@ def test_early_stopping_keeps_best_epoch(split):
 
 
 def test_default_training_counts_steps_not_epochs(split):
-    """Defaults on small data: early stopping waits for min_steps (1000) optimizer steps and
+    """Defaults on small data: early stopping waits for min_steps (500) optimizer steps and
     validates every 50 steps when an epoch is shorter."""
     m = SASRec(hidden=16, max_len=10, threads=1, progress=False, bf16=False, seed=0, epochs=3)
     cfg = m._trainer_config(n_train=600)  # 5 batches of 128 per epoch
-    assert (cfg.min_steps, cfg.eval_every, cfg.patience, cfg.max_epochs) == (1000, 50, 10, 3)
+    assert (cfg.min_steps, cfg.eval_every, cfg.patience, cfg.max_epochs) == (500, 50, 5, 3)
     assert m._trainer_config(n_train=128 * 80).eval_every is None  # 80 batches: validate per epoch
 
 

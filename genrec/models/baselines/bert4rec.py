@@ -33,7 +33,7 @@ class BERT4Rec(SeqTorchRecommender):
     def __init__(self, max_len: int = 50, hidden: int = 64, layers: int = 2, heads: int = 2,
                  dropout: float = 0.2, mask_prob: float = 0.2, lr: float = 1e-3, weight_decay: float = 0.0,
                  batch_size: int = 128, epochs: int = 200, max_steps: int | None = None,
-                 min_steps: int = 1000, eval_every: int | None = None, patience: int | None = 10,
+                 min_steps: int = 500, eval_every: int | None = None, patience: int | None = 5,
                  min_delta: float = 0.0, smoothing: float = 0.0, time_budget: float | None = None,
                  valid_metric: str = "ndcg@10", valid_users: int | None = 10000, seed: int = 0,
                  device: str | None = None, bf16: bool | None = None, checkpoint_dir: str | None = None,

@@ -5,9 +5,9 @@
   depend on how much padding its batch needed (attention never looks at padding either).
 - :class:`SeqEncoder`: item + learned position embeddings, transformer blocks (causal or not),
   the output layer shared with the item embeddings.
-- :class:`SeqTorchRecommender`: the training loop (epochs, tqdm bar with the loss, bf16 autocast,
-  a checkpoint every epoch and resume from it, early stopping on validation NDCG@10/Recall@10
-  over a seeded sample of ``split.valid``, the best epoch's weights kept), scoring, save/load.
+- :class:`SeqTorchRecommender`: training through :class:`genrec.training.trainer.Trainer`
+  (counted in steps, validation on a seeded sample of ``split.valid``, early stopping, the best
+  state kept, checkpoints with exact resume), scoring, save/load.
 
 Subclasses define the network (``_build_net``), the training loss of a batch (``_batch_loss``)
 and whether inference appends a [MASK] token (``_append_mask``).
