@@ -149,7 +149,7 @@ def write_markdown(dataset: str) -> Path:
         p, m, spe = r["params"], r["metrics"], r["seconds_per_epoch"]
         fine = sum(1 for e in r["epochs"] if e["phase"] == "finetune")
         frac = f" x {p['finetune_sample']}" if p.get("finetune_sample", 1.0) < 1 else ""
-        lines.append(f"| {r['tag']} | {p['pretrain_epochs']} | {fine}{frac} ({r['fit_info'].get('best_finetune_epoch')}) | "
+        lines.append(f"| {r['tag']} | {p['pretrain_epochs']} | {fine}{frac} ({r['fit_info'].get('best_epoch')}) | "
                      + " | ".join(f"{m[k]:.4f}" for k in METRICS)
                      + f" | {spe.get('pretrain', '-')} / {spe.get('finetune', '-')} | {r['train_seconds_all_epochs']} | "
                        f"{r['inference_users_per_s_top10']} | {r['peak_memory_mb']} | {r['wall_seconds']} |")
