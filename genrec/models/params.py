@@ -34,9 +34,14 @@ HELP: dict[str, str] = {
     "weight_decay": "weight decay",
     "batch_size": "training sequences per batch",
     "epochs": "the most training epochs (early stopping may end sooner)",
-    "patience": "stop after this many epochs without a better validation score; null = never",
+    "patience": "stop after this many validations without a better score (SASRec/BERT4Rec: validations, at most every 50 steps; GenRec: epochs); null = never",
+    "max_steps": "the most optimizer steps; null = no step limit",
+    "min_steps": "never stop early before this many optimizer steps",
+    "eval_every": "validate every this many optimizer steps; null = each epoch, but at most every 50 steps",
+    "min_delta": "an improvement of the validation score must exceed this to reset the patience",
+    "smoothing": "weight of the past in a moving average of the validation score for early stopping (0 = raw)",
+    "time_budget": "stop training after this many seconds (training and validation, summed over resumed runs)",
     "valid_metric": "validation metric for early stopping: ndcg@10 or recall@10",
-    "valid_cases": "validation cases sampled for early stopping; null = all",
     "fill_popular": "rank items with no evidence after the others by training popularity",
     "num_queries": "m, the search queries per user; each gets K/m slots in the merged list",
     "k1": "BM25 term-frequency saturation",
@@ -81,7 +86,6 @@ HELP: dict[str, str] = {
     "genrec-seq2seq.pretrain_epochs": "masked-item pretraining epochs (0 = none)",
     "genrec-seq2seq.finetune_epochs": "next-item fine-tuning epochs",
     "genrec-seq2seq.d_model": "transformer hidden size",
-    "genrec-seq2seq.valid_sample": "validation cases sampled per epoch",
     "genrec-seq2seq.eval_batch_size": "histories per scoring batch",
     "genrec-seq2seq.init_std": "standard deviation of the weight initialisation",
     "genrec-seq2seq.finetune_sample": "fraction of next-item examples used per fine-tuning epoch",
@@ -120,7 +124,8 @@ POS, NONNEG, PROB = Range(1), Range(0), Range(0, 1, hi_open=True)
 RANGES: dict[str, Range] = {
     "seed": NONNEG, "threads": POS, "max_len": POS, "hidden": POS, "layers": POS, "heads": POS, "dropout": PROB,
     "lr": Range(0, lo_open=True), "weight_decay": NONNEG, "batch_size": POS, "epochs": NONNEG, "patience": POS,
-    "valid_metric": Range(choices=("ndcg@10", "recall@10")), "valid_cases": POS, "num_queries": POS,
+    "valid_metric": Range(choices=("ndcg@10", "recall@10")), "num_queries": POS, "max_steps": POS,
+    "min_steps": NONNEG, "eval_every": POS, "min_delta": NONNEG, "smoothing": PROB, "time_budget": NONNEG,
     "k1": Range(0, lo_open=True), "b": Range(0, 1), "valid_users": POS, "valid_k": POS, "factors": POS,
     "regularization": NONNEG, "iterations": POS, "num_threads": NONNEG,
     "itemknn.neighbors": POS, "itemknn.shrinkage": NONNEG, "itemknn.recency_decay": Range(0, 1, lo_open=True),
@@ -134,7 +139,7 @@ RANGES: dict[str, Range] = {
     "gpt4rec.max_prompt_tokens": POS, "gpt4rec.vocab_size": Range(256), "gpt4rec.domain":
     Range(choices=("products", "shop", "ecommerce", "movies", "movie")), "gpt4rec.warmup_ratio": PROB,
     "gpt4rec.gen_batch_size": POS, "genrec-seq2seq.pretrain_epochs": NONNEG, "genrec-seq2seq.max_len": Range(2),
-    "genrec-seq2seq.d_model": POS, "genrec-seq2seq.valid_sample": POS, "genrec-seq2seq.eval_batch_size": POS,
+    "genrec-seq2seq.d_model": POS, "genrec-seq2seq.eval_batch_size": POS,
     "genrec-seq2seq.init_std": Range(0, lo_open=True), "genrec-seq2seq.finetune_sample": Range(0, 1, lo_open=True),
 }
 
