@@ -191,3 +191,35 @@ def test_a_server_without_logprobs_is_a_clear_error():
             be.next_token_scores([[{"role": "user", "content": "A or B?"}]], ["A", "B"])
     finally:
         s.stop()
+
+
+def test_retries_on_503_with_retry_after_but_not_on_400():
+    """A real flaky server: 503 (Retry-After: 0) twice, then an answer; a 400 is reported at once."""
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    app, calls = FastAPI(), {"n": 0}
+
+    @app.post("/v1/completions")
+    def completions(body: dict):
+        calls["n"] += 1
+        if body.get("max_tokens") == 99:
+            return JSONResponse({"error": {"message": "max_tokens too large"}}, status_code=400)
+        if calls["n"] <= 2:
+            return JSONResponse({"error": {"message": "busy"}}, status_code=503, headers={"Retry-After": "0"})
+        return {"choices": [{"index": 0, "text": " ok", "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 2, "completion_tokens": 1}}
+
+    s = Served(app)
+    try:
+        be = OpenAIBackend(s.url, "flaky", max_retries=2, backoff=0.01)
+        assert be.generate(["hi"], GenParams(max_new_tokens=1))[0][0].text == " ok" and calls["n"] == 3
+        calls["n"] = 10
+        with pytest.raises(LLMServerError, match=r"refused the request \(HTTP 400: max_tokens too large\)"):
+            be.generate(["hi"], GenParams(max_new_tokens=99))
+        assert calls["n"] == 11  # not retried
+        calls["n"] = 0
+        with pytest.raises(LLMServerError, match=r"failed after 2 attempt\(s\): HTTP 503: busy"):
+            OpenAIBackend(s.url, "flaky", max_retries=1, backoff=0.01).generate(["hi"], GenParams(max_new_tokens=1))
+    finally:
+        s.stop()
