@@ -173,7 +173,7 @@ class Usage:
 
 @runtime_checkable
 class LLMBackend(Protocol):
-    """What every LLM backend offers (see ``genrec/llm/README`` in the package docstring).
+    """What every LLM backend offers (the map is in :mod:`genrec.llm`).
 
     ``generate``: per prompt, ``params.n`` (or fewer) :class:`Generation` s.
     ``score``: per continuation, its :class:`ContinuationScore` given ``prompt`` (the prompt's
