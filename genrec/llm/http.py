@@ -72,6 +72,7 @@ class OpenAIBackend(BaseBackend):
         import httpx
 
         url = f"{self.base_url}{path}"
+        log.debug("LLM request to %s: %s", url, body)  # what leaves the machine, for who needs to see it
         why = ""
         for attempt in range(self.max_retries + 1):
             wait = self.backoff * 2 ** attempt
