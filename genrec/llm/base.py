@@ -56,8 +56,8 @@ class BaseBackend:
                             encode=lambda scores: [[s.logprob, s.tokens] for s in scores],
                             decode=lambda rows: [ContinuationScore(float(a), int(b)) for a, b in rows])[0]
 
-    def next_token_scores(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[list[float]]:
-        cands = [str(c) for c in candidates]
+    def next_token_scores(self, prompts: Sequence[Prompt], candidates: Sequence[str | int]) -> list[list[float]]:
+        cands = [c if isinstance(c, int) and not isinstance(c, bool) else str(c) for c in candidates]
         if not cands:
             raise ValueError("next_token_scores(): give at least one candidate")
         if len(set(cands)) != len(cands):

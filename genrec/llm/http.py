@@ -191,6 +191,9 @@ class OpenAIBackend(BaseBackend):
         return scores, int(usage.get("prompt_tokens", 0)), 0
 
     def _next_token_scores(self, prompts: list[Prompt], candidates: list[str]) -> list[Answer]:
+        if any(isinstance(c, int) for c in candidates):
+            raise UnsupportedOperation("token-id candidates need the local backend; a server lists tokens as text, "
+                                       "so pass the candidates as strings")
         k = self.max_top_logprobs
         if len(candidates) > self.max_top_logprobs:
             log.warning("%d candidates but the server lists at most %d top logprobs: the others get -inf",

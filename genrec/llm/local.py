@@ -83,10 +83,17 @@ class HFBackend(BaseBackend):
     def _enc(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def candidate_ids(self, candidates: Sequence[str]) -> list[int]:
-        """The one token id of each candidate; a clear error for a candidate of several tokens."""
+    def candidate_ids(self, candidates: Sequence[str | int]) -> list[int]:
+        """The one token id of each candidate (a string, or a token id as is); a clear error for
+        a string of several tokens or an id outside the vocabulary."""
         ids = []
         for c in candidates:
+            if isinstance(c, int):
+                if not 0 <= c < len(self.tokenizer):
+                    raise ValueError(f"next-token candidate id {c} is outside the vocabulary "
+                                     f"(0..{len(self.tokenizer) - 1})")
+                ids.append(c)
+                continue
             t = self._enc(c)
             if len(t) != 1:
                 pieces = [self.tokenizer.decode([i]) for i in t]

@@ -179,7 +179,8 @@ class LLMBackend(Protocol):
     ``score``: per continuation, its :class:`ContinuationScore` given ``prompt`` (the prompt's
     work is shared across the continuations where the backend can).
     ``next_token_scores``: per prompt, the log-probability of each candidate as the next token
-    (e.g. verbalizer letters "A".."T"), from one forward pass; each candidate must be one token.
+    (e.g. verbalizer letters "A".."T"), from one forward pass; each candidate must be one token
+    (a string, or a token id for the local backend).
     ``usage``: the accumulated :class:`Usage`. ``describe``: what a run card records.
     """
 
@@ -190,7 +191,7 @@ class LLMBackend(Protocol):
 
     def score(self, prompt: Prompt, continuations: Sequence[str]) -> list[ContinuationScore]: ...
 
-    def next_token_scores(self, prompts: Sequence[Prompt], candidates: Sequence[str]) -> list[list[float]]: ...
+    def next_token_scores(self, prompts: Sequence[Prompt], candidates: Sequence[str | int]) -> list[list[float]]: ...
 
     def usage(self) -> Usage: ...
 

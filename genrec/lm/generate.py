@@ -45,8 +45,9 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
                        length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True,
                        no_repeat_ngram: int = 0) -> list[list[tuple[str, float, int, bool, list[int]]]]:
     """For each prompt (token ids), its generated sequences as ``(text, score, number of new
-    tokens, ended with EOS, the new token ids up to and including EOS)``, in the order transformers returns them (beams best first): ``n`` per prompt (1
-    for greedy; for beam search ``n <= num_beams``). Beam scores are the length-normalised
+    tokens, ended with EOS, the new token ids up to and including EOS)``, in the order
+    transformers returns them (beams best first): ``n`` per prompt (1 for greedy; for beam search
+    ``n <= num_beams``). Beam scores are the length-normalised
     log-probabilities of transformers' beam search; greedy, branch and sampled sequences are scored
     by their mean token log-probability. Sampling seeds torch's global RNG with ``seed`` once.
 

@@ -128,6 +128,8 @@ def test_verbalizer_scores_match_the_local_backend(local, remote):
 def test_local_only_operations_are_clear_errors(remote):
     with pytest.raises(UnsupportedOperation, match="beam decoding is a capability of the local backend"):
         remote.generate([PROMPT], GenParams(num_beams=4, n=2))
+    with pytest.raises(UnsupportedOperation, match="token-id candidates need the local backend"):
+        remote.next_token_scores([PROMPT], [3, 4])
     with pytest.raises(UnsupportedOperation, match="text prompt"):
         remote.score([{"role": "user", "content": "x"}], [" y"])
 

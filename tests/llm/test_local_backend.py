@@ -65,6 +65,9 @@ def test_next_token_scores_are_log_softmax_at_the_candidates(backend):
     # batched (left-padded) equals one at a time
     single = [backend.next_token_scores([p], ["A", "B", ","])[0] for p in prompts]
     assert torch.allclose(torch.tensor(out), torch.tensor(single), atol=1e-4)
+    assert backend.next_token_scores(prompts, ids) == out  # token ids as candidates
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        backend.next_token_scores([PROMPT], [10 ** 6])
     with pytest.raises(ValueError, match="one token"):
         backend.next_token_scores([PROMPT], ["Silkora Shampoo"])
     with pytest.raises(ValueError, match="distinct"):
