@@ -8,6 +8,9 @@
   ``smollm2-135m`` alias, or an in-memory model such as the scratch GPT-2).
 - :class:`~genrec.llm.http.OpenAIBackend`: an OpenAI-compatible server (chat and completions).
 - :class:`~genrec.llm.cache.LLMCache`: the SQLite record-replay cache (off / record / replay).
+- :class:`~genrec.llm.constrained.TokenTrie`: constrained decoding over allowed token sequences
+  (catalog titles), ``generate(..., constraint=trie)`` on the local backend.
+- :mod:`genrec.llm.server`: an OpenAI-compatible server over the local backend.
 
 Nothing heavy is imported here; import the submodules.
 """

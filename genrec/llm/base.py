@@ -15,8 +15,9 @@ from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
 from genrec.llm.cache import LLMCache, call_key, resolve_cache
-from genrec.llm.types import (CacheMiss, ContinuationScore, GenParams, Generation, Prompt, Usage, prompt_json,
-                              prompt_kind)
+from genrec.llm.constrained import TokenTrie
+from genrec.llm.types import (CacheMiss, ContinuationScore, GenParams, Generation, Prompt, UnsupportedOperation, Usage,
+                              prompt_json, prompt_kind)
 
 Answer = tuple[Any, int, int]  # (value, tokens_in, tokens_out)
 
@@ -25,6 +26,7 @@ class BaseBackend:
     """Cache and usage plumbing for :class:`~genrec.llm.types.LLMBackend` implementations."""
 
     name = "base"
+    supports_constraints = False  # generate(..., constraint=TokenTrie)
 
     def __init__(self, model_id: str, cache: LLMCache | str | None = None) -> None:
         self.model_id = str(model_id)
@@ -33,14 +35,23 @@ class BaseBackend:
         self._lock = threading.Lock()
 
     # -- the protocol -----------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[Prompt], params: GenParams | None = None) -> list[list[Generation]]:
+    def generate(self, prompts: Sequence[Prompt], params: GenParams | None = None, *,
+                 constraint: TokenTrie | None = None) -> list[list[Generation]]:
+        """``constraint``: a :class:`~genrec.llm.constrained.TokenTrie` over this model's token
+        ids; the outputs are then sequences of the trie (a local-backend capability)."""
         params = params or GenParams()
         prompts = list(prompts)
         for p in prompts:
             prompt_kind(p)
         self._check_generate(params, prompts)
-        reqs = [{"prompt": prompt_json(p), "params": params.as_dict()} for p in prompts]
-        return self._answer("generate", reqs, lambda idx: self._generate([prompts[i] for i in idx], params),
+        if constraint is not None and not self.supports_constraints:
+            raise UnsupportedOperation(f"constrained decoding is a capability of the local backend "
+                                       f"(genrec.llm.local.HFBackend), not of {self.name}")
+        extra = {} if constraint is None else {"constraint": constraint.fingerprint}
+        reqs = [{"prompt": prompt_json(p), "params": params.as_dict(), **extra} for p in prompts]
+        gen = (lambda idx: self._generate([prompts[i] for i in idx], params)) if constraint is None else \
+            (lambda idx: self._generate([prompts[i] for i in idx], params, constraint))
+        return self._answer("generate", reqs, gen,
                             encode=lambda gens: [asdict(g) for g in gens],
                             decode=lambda rows: [Generation(**g) for g in rows])
 
@@ -99,6 +110,7 @@ class BaseBackend:
 
     def _cost(self, tokens_in: int, tokens_out: int) -> float:
         return 0.0
+
 
     def _cache_identity(self) -> str:
         """The model part of cache keys (a weights fingerprint for in-memory local models)."""

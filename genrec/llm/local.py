@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 from genrec.llm.base import Answer, BaseBackend, truncate_at_stop
 from genrec.llm.cache import LLMCache
+from genrec.llm.constrained import TokenTrie
 from genrec.llm.types import ContinuationScore, GenParams, Generation, Prompt, prompt_kind
 
 
@@ -31,6 +32,7 @@ class HFBackend(BaseBackend):
     """:class:`~genrec.llm.types.LLMBackend` over a transformers causal LM (see the module docstring)."""
 
     name = "hf"
+    supports_constraints = True
 
     def __init__(self, model, tokenizer, *, model_id: str | None = None, device: str | None = None,
                  bf16: bool | str = "auto", batch_size: int = 16, cache: LLMCache | str | None = None) -> None:
@@ -105,12 +107,13 @@ class HFBackend(BaseBackend):
         return ids
 
     # -- the three operations ---------------------------------------------------------------------
-    def _generate(self, prompts: list[Prompt], params: GenParams) -> list[Answer]:
+    def _generate(self, prompts: list[Prompt], params: GenParams, constraint: TokenTrie | None = None) -> list[Answer]:
         ids = [self.encode(p) for p in prompts]
-        rows = self.generate_ids(ids, params)
+        rows = self.generate_ids(ids, params, constraint=constraint)
         return [([g for g, _ in row], len(p), sum(g.tokens for g, _ in row)) for p, row in zip(ids, rows)]
 
-    def generate_ids(self, prompts: list[list[int]], params: GenParams) -> list[list[tuple[Generation, list[int]]]]:
+    def generate_ids(self, prompts: list[list[int]], params: GenParams,
+                     constraint: TokenTrie | None = None) -> list[list[tuple[Generation, list[int]]]]:
         """Uncached generation from token ids: per prompt, each :class:`Generation` with its new
         token ids (what the OpenAI-compatible server needs for per-token logprobs)."""
         from genrec.lm.generate import generate_sequences
@@ -121,7 +124,8 @@ class HFBackend(BaseBackend):
                                   max_new_tokens=params.max_new_tokens, batch_size=self.batch_size,
                                   device=self.device, bf16=self.bf16, temperature=params.temperature or 1.0,
                                   top_p=params.top_p, length_penalty=params.length_penalty, seed=params.seed,
-                                  no_repeat_ngram=params.no_repeat_ngram)
+                                  no_repeat_ngram=params.no_repeat_ngram,
+                                  allowed_tokens=None if constraint is None else constraint.allowed)
         out = []
         for rows in seqs:
             gens = []

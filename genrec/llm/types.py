@@ -175,7 +175,8 @@ class Usage:
 class LLMBackend(Protocol):
     """What every LLM backend offers (the map is in :mod:`genrec.llm`).
 
-    ``generate``: per prompt, ``params.n`` (or fewer) :class:`Generation` s.
+    ``generate``: per prompt, ``params.n`` (or fewer) :class:`Generation` s; ``constraint`` (a
+    :class:`genrec.llm.constrained.TokenTrie`, local backend only) limits them to its sequences.
     ``score``: per continuation, its :class:`ContinuationScore` given ``prompt`` (the prompt's
     work is shared across the continuations where the backend can).
     ``next_token_scores``: per prompt, the log-probability of each candidate as the next token
@@ -187,7 +188,8 @@ class LLMBackend(Protocol):
     name: str
     model_id: str
 
-    def generate(self, prompts: Sequence[Prompt], params: GenParams | None = None) -> list[list[Generation]]: ...
+    def generate(self, prompts: Sequence[Prompt], params: GenParams | None = None, *,
+                 constraint: Any = None) -> list[list[Generation]]: ...
 
     def score(self, prompt: Prompt, continuations: Sequence[str]) -> list[ContinuationScore]: ...
 

@@ -43,7 +43,8 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
                        num_beams: int = 1, max_new_tokens: int = 20, batch_size: int = 64, device=None,
                        bf16: bool | str = "auto", temperature: float = 1.0, top_p: float = 0.95,
                        length_penalty: float = 1.0, seed: int = 0, share_prefill: bool = True,
-                       no_repeat_ngram: int = 0) -> list[list[tuple[str, float, int, bool, list[int]]]]:
+                       no_repeat_ngram: int = 0,
+                       allowed_tokens=None) -> list[list[tuple[str, float, int, bool, list[int]]]]:
     """For each prompt (token ids), its generated sequences as ``(text, score, number of new
     tokens, ended with EOS, the new token ids up to and including EOS)``, in the order
     transformers returns them (beams best first): ``n`` per prompt (1 for greedy; for beam search
@@ -65,7 +66,10 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
     (benchmarks/results/gpt4rec_beauty_small6.md), so beam search stays GPT4Rec's default.
 
     ``no_repeat_ngram=k`` (k > 0) forbids a sequence to repeat any k-gram of its own tokens (the
-    prompt is not counted), against the "the future, the future, ..." loops of under-trained LMs."""
+    prompt is not counted), against the "the future, the future, ..." loops of under-trained LMs.
+
+    ``allowed_tokens(generated ids) -> allowed next ids`` constrains decoding (e.g.
+    :meth:`genrec.llm.constrained.TokenTrie.allowed`); not with branch decoding."""
     import torch
 
     from genrec.torch_utils import autocast, pick_device, resolve_bf16
@@ -74,6 +78,8 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if n < 1:
         raise ValueError("n must be >= 1")
+    if allowed_tokens is not None and mode == "branch":
+        raise ValueError("constrained decoding works with greedy, sampling and beam search, not branch")
     if mode == "beam" and n > num_beams:
         raise ValueError(f"beam search returns at most num_beams={num_beams} sequences; n={n} asked")
     device = pick_device(device) if not isinstance(device, torch.device) else device
@@ -112,6 +118,8 @@ def generate_sequences(model, tokenizer, prompts: Sequence[Sequence[int]], *, mo
             from transformers import LogitsProcessorList
 
             kw["logits_processor"] = LogitsProcessorList([_NoRepeatInQuery(no_repeat_ngram, width)])
+        if allowed_tokens is not None:
+            kw["prefix_allowed_tokens_fn"] = lambda _b, seq, w=width: allowed_tokens(seq[w:].tolist())
         expand = num_beams if mode == "beam" else n_ret
         first = None
         with torch.inference_mode(), autocast(device, resolve_bf16(bf16, device)):
