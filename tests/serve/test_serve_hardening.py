@@ -143,3 +143,24 @@ def test_limits_from_the_environment_are_checked(monkeypatch):
     monkeypatch.setenv("GENREC_BODY_TIMEOUT", "soon")
     with pytest.raises(GenrecError, match="GENREC_BODY_TIMEOUT='soon'"):
         limits_from_env()
+
+
+@pytest.mark.parametrize("protect_reads", [False, True])
+def test_openapi_marks_only_guarded_operations_as_needing_the_token(pop_dir, db_url, protect_reads):
+    from genrec.serve.app import create_app
+
+    spec = create_app(pop_dir, db_url, token=TOKEN, protect_reads=protect_reads).openapi()
+    reads = [("/recommend", "post"), ("/users", "get"), ("/users/{user_id}/history", "get"),
+             ("/items/{item_id}", "get"), ("/metrics", "get")]
+    writes = [("/events", "post"), ("/items", "post"), ("/items/{item_id}", "patch"), ("/items/{item_id}", "delete")]
+    for path, method in reads + writes:
+        op = spec["paths"][path][method]
+        guarded = (path, method) in writes or protect_reads
+        assert bool(op.get("security")) == guarded, (path, method)
+        assert ("401" in op["responses"]) == guarded, (path, method)
+        if method in ("post", "patch"):
+            assert {"400", "413", "422", "503"} <= set(op["responses"]), (path, method)
+    assert "security" not in spec["paths"]["/health"]["get"]
+    errors = {op["responses"][c]["content"]["application/json"]["schema"]["$ref"]
+              for p in spec["paths"].values() for op in p.values() for c in op["responses"] if c[0] in "45"}
+    assert errors == {"#/components/schemas/Error"}
