@@ -10,8 +10,13 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 
 - ``POST /recommend``: ``{"user": id}`` or ``{"history": [ids or titles]}``, ``k``, ``exclude_ids``,
   ``category``; items with titles and scores, GPT4Rec's queries and which items each found, notes.
-- ``POST /events``: ``{"events": [{"user", "item", "time"}]}`` (token); used by the next request.
+- ``POST /events``: ``{"events": [{"user", "item", "time", "event_id"}]}`` (token); used by the next
+  request. ``time`` is ISO 8601 or Unix seconds (never milliseconds); a retried ``event_id`` is stored once.
 - ``POST /items``, ``PATCH /items/{id}``, ``DELETE /items/{id}`` (token); ``GET /items/{id}``.
-- ``GET /users``, ``GET /users/{id}/history`` (404 for a user without events), ``GET /health``,
-  ``GET /metrics``; the web page at ``/``.
+- ``GET /users?limit=&cursor=`` (a page and ``next_cursor``), ``GET /users/{id}/history`` (404 for a
+  user without events), ``GET /health``, ``GET /metrics``; the web page at ``/``.
+
+Errors always have the body ``{"detail": "...", "errors": [...]}``; 503 when the database is down.
+Start-up (:mod:`genrec.serve.server`) reads ``GENREC_DB_URL`` and the slow-client limits from the
+environment.
 """
