@@ -141,6 +141,10 @@ RANGES: dict[str, Range] = {
     "gpt4rec.gen_batch_size": POS, "genrec-seq2seq.pretrain_epochs": NONNEG, "genrec-seq2seq.max_len": Range(2),
     "genrec-seq2seq.d_model": POS, "genrec-seq2seq.eval_batch_size": POS,
     "genrec-seq2seq.init_std": Range(0, lo_open=True), "genrec-seq2seq.finetune_sample": Range(0, 1, lo_open=True),
+    "llm-rerank.mode": Range(choices=("verbalizer", "likelihood", "listwise")), "llm-rerank.candidates": Range(2, 26),
+    "llm-rerank.history_items": NONNEG, "llm-rerank.max_title_tokens": POS, "llm-rerank.bootstrap": NONNEG,
+    "llm-rerank.batch_size": POS, "llm-rerank.max_new_tokens": POS,
+    "llm-rerank.cache": Range(choices=("off", "record", "replay")),
 }
 
 

@@ -24,6 +24,7 @@ MODELS: dict[str, str] = {
     "gpt4rec": "genrec.models.gpt4rec:GPT4Rec",
     "title-bm25": "genrec.models.title_bm25:TitleBM25",
     "genrec-seq2seq": "genrec.models.seq2seq:GenRecSeq2Seq",
+    "llm-rerank": "genrec.models.rerank:LLMRerank",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -38,6 +39,7 @@ DESCRIPTIONS: dict[str, str] = {
     "gpt4rec": "LM generates search queries; BM25 over titles retrieves; rank-based merge",
     "title-bm25": "GPT4Rec without the LM: the last m history titles are the queries (BM25 + merge)",
     "genrec-seq2seq": "encoder-decoder over item tokens, masked-item pretraining, beam search",
+    "llm-rerank": "an LLM re-ranks a retriever's top N (verbalizer, likelihood or listwise), grounded reasons",
 }
 
 

@@ -37,6 +37,7 @@ TINY: dict[str, dict] = {
     "title-bm25": {"num_queries": 2, "valid_users": 20},
     "genrec-seq2seq": dict(pretrain_epochs=0, finetune_epochs=1, max_len=8, d_model=16, layers=1, heads=2,
                            batch_size=128, valid_users=20, patience=0, progress=False, threads=1),
+    "llm-rerank": dict(backend="scratch", candidates=6, history_items=4, max_title_tokens=12, bf16=False),
 }
 K = 10
 

@@ -1,0 +1,191 @@
+"""``llm-rerank``: an LLM re-orders the top N candidates of any registered retriever.
+
+- Candidates: the retriever's top ``candidates`` (N, default 20) for the history; the LLM re-orders
+  them (``mode``: verbalizer, likelihood or listwise, :mod:`~genrec.models.rerank.ranking`); the
+  retriever's items after the top N follow in its own order, so metrics cover the full catalog.
+- The LLM is any :class:`~genrec.llm.types.LLMBackend` named by ``backend``
+  (:mod:`~genrec.models.rerank.backends`); prompts: :mod:`~genrec.models.rerank.prompts`.
+- ``why``: one :class:`~genrec.core.why.Explanation` per re-ranked item in the list, citing
+  history items and catalog attributes only (:mod:`~genrec.models.rerank.evidence`).
+- Catalog edits: the retriever and the prompts keep the catalog as of ``fit``; items added later
+  are never recommended (no ``cold_start_items``) and an edited title reaches the prompts after a
+  refit (no ``text_updates``), as the capability flags promise.
+- Listwise parse failures are counted in :attr:`LLMRerank.rerank_stats` and noted per list.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Collection, Sequence
+
+from genrec.core.capabilities import Capabilities
+from genrec.core.why import Why
+from genrec.errors import GenrecError
+from genrec.models.base import Recommendations, Recommender
+from genrec.models.rerank.evidence import explain
+from genrec.models.rerank.listwise import ListwiseStats
+from genrec.models.rerank.prompts import PromptMaker
+from genrec.models.rerank.ranking import MODES, Task, rank_tasks
+
+RETRIEVER_DIR, LM_DIR, STATE_FILE = "retriever", "lm", "rerank_state.json"
+
+
+class LLMRerank(Recommender):
+    """A retriever's top N re-ordered by an LLM (see the module docstring)."""
+
+    name = "llm-rerank"
+    capabilities = Capabilities(takes_exclude=True, explains=True)
+    param_help = {
+        "retriever": "registered model whose top N are the candidates (fitted by this model's fit)",
+        "retriever_params": "the retriever's constructor parameters, as a JSON object",
+        "backend": "the LLM: 'smollm2-135m', 'hf:<hub id or folder>', 'openai:<base_url>#<model>', or "
+                   "'scratch' (an untrained tiny GPT-2, for tests)",
+        "mode": "ranking: verbalizer (letter scores, one forward pass), likelihood (title log-likelihood) "
+                "or listwise (the LLM writes the letters; parse failures counted)",
+        "candidates": "N: the retriever's top N items are re-ranked (letters A.., so at most 26)",
+        "history_items": "the most recent history titles shown in the prompt",
+        "max_title_tokens": "each title is cut to this many tokens in prompts",
+        "bootstrap": "position-bias bootstrapping: B seeded shuffles of the candidates, rank points summed (0 = off)",
+        "batch_size": "prompts per forward pass of a local backend",
+        "max_new_tokens": "listwise: the longest answer, in tokens; null = 3 per candidate + 8",
+        "cache": "LLM record-replay cache: null/off, record or replay (genrec.llm.cache)",
+    }
+
+    def __init__(self, retriever: str = "itemknn", retriever_params: dict | None = None,
+                 backend: str = "smollm2-135m", mode: str = "verbalizer", candidates: int = 20,
+                 history_items: int = 10, max_title_tokens: int = 32, bootstrap: int = 0, seed: int = 0,
+                 batch_size: int = 8, max_new_tokens: int | None = None, cache: str | None = None,
+                 device: str | None = None, bf16: bool | None = None) -> None:
+        self.retriever = retriever
+        self.retriever_params = retriever_params
+        self.backend = backend
+        self.mode = mode
+        self.candidates = candidates
+        self.history_items = history_items
+        self.max_title_tokens = max_title_tokens
+        self.bootstrap = bootstrap
+        self.seed = seed
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.cache = cache
+        self.device = device
+        self.bf16 = bf16
+        self._check()  # cheap, so a bad value fails before any data is loaded
+
+    # -- checks -----------------------------------------------------------------------------------
+    def _check(self) -> None:
+        from genrec.models.rerank.backends import parse_backend
+        from genrec.models.registry import MODELS
+
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {self.mode!r}")
+        if not 2 <= int(self.candidates) <= 26:
+            raise ValueError(f"candidates must be between 2 and 26 (one letter each), got {self.candidates}")
+        if self.retriever == self.name or self.retriever not in MODELS:
+            raise ValueError(f"retriever must be a registered model other than {self.name}; got {self.retriever!r}")
+        if self.retriever_params is not None and not isinstance(self.retriever_params, dict):
+            raise ValueError(f"retriever_params must be a JSON object, got {self.retriever_params!r}")
+        if self.history_items < 0 or self.max_title_tokens < 1 or self.bootstrap < 0 or self.batch_size < 1:
+            raise ValueError("history_items and bootstrap must be >= 0, max_title_tokens and batch_size >= 1")
+        parse_backend(self.backend)
+
+    # -- fitting ----------------------------------------------------------------------------------
+    def fit(self, split) -> "LLMRerank":
+        from genrec.models.registry import create
+
+        self._check()
+        self.retriever_ = create(self.retriever, **(self.retriever_params or {})).fit(split)
+        self.catalog = split.catalog
+        self._open_backend()
+        self.fit_info_ = {"retriever": self.retriever, "llm": self.llm.describe().get("model")}
+        return self
+
+    def _open_backend(self, saved: Path | None = None) -> None:
+        from genrec.models.rerank import backends as B
+
+        spec = B.parse_backend(self.backend)
+        kw = dict(device=self.device, bf16=self.bf16, batch_size=self.batch_size, cache=self.cache)
+        if spec.kind != "scratch":
+            self.llm = B.open_backend(spec, **kw)
+        elif saved is not None:
+            from genrec.lm.scratch import load_saved
+
+            model, tok = load_saved(saved, self.device)
+            self.llm = B.wrap_local(model, tok, model_id="scratch:tiny", **kw)
+        else:
+            from genrec.models.rerank.prompts import TEMPLATES
+
+            words = [t.words() for t in TEMPLATES.values()] * 20 + ["A, B, C, D, E, F, G, H, I, J"] * 20
+            self.llm = B.scratch_backend(self.retriever_.catalog.titles + words, seed=self.seed, **kw)
+        self._maker = PromptMaker(self.mode, self.history_items, self.max_title_tokens,
+                                  getattr(self.llm, "tokenizer", None))
+        self._stats = ListwiseStats()
+
+    @property
+    def rerank_stats(self) -> dict:
+        """Listwise parse counts since the model was fitted or loaded (:class:`ListwiseStats`)."""
+        return self._stats.as_dict()
+
+    # -- recommending -----------------------------------------------------------------------------
+    def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *, exclude_history: bool = True,
+                  exclude: Collection[str] = ()) -> Recommendations:
+        """Top ``k`` per history: the retriever's top N re-ordered by the LLM, then the retriever's rest."""
+        self._require_fitted()
+        if k <= 0:
+            raise ValueError("k must be positive")
+        _, notes = self.encode_histories(histories)  # notes for ids unknown to the model
+        ret = self.retriever_
+        known = ret.catalog
+        hists = [[i for i in h if i in known] for h in histories]
+        banned = set(exclude)
+        fetch = max(k, int(self.candidates))
+        if ret.capabilities.takes_exclude:
+            base = ret.recommend(hists, fetch, exclude_history=exclude_history, exclude=sorted(banned))
+        else:
+            base = ret.recommend(hists, fetch + len(banned), exclude_history=exclude_history)
+        tasks = []
+        for n, h in enumerate(hists):
+            items = [i for i in base.items[n] if i not in banned]
+            top = items[:int(self.candidates)]
+            notes[n] = notes[n] + [x for x in base.notes[n] if "unknown item id" not in x]
+            tasks.append((Task(self._maker.shown_history([known[i].title for i in h]), top,
+                               [known[i].title for i in top]), items[len(top):]))
+        for s in range(0, len(tasks), self.batch_size):
+            rank_tasks(self.llm, self._maker, [t for t, _ in tasks[s:s + self.batch_size]],
+                       bootstrap=self.bootstrap, seed=self.seed, stats=self._stats,
+                       max_new_tokens=self.max_new_tokens)
+        out_items, out_scores, whys = [], [], []
+        for n, (task, rest) in enumerate(tasks):
+            ranked = [task.candidate_ids[i] for i in task.order]
+            final = (ranked + rest)[:k]
+            out_items.append(final)
+            out_scores.append([1.0 / (p + 1) for p in range(len(final))])
+            shown = self._maker.shown_history(hists[n])
+            expl = tuple(explain(ranked[p], shown, known, mode=self.mode, rank=p + 1, of=len(ranked),
+                                 retriever_rank=task.order[p] + 1) for p in range(min(k, len(ranked))))
+            whys.append(Why(explanations=expl, extra={"rerank": {"mode": self.mode, "candidates": len(ranked),
+                                                                 "llm": self.llm.model_id}}))
+            notes[n].extend(task.notes)
+        return Recommendations(out_items, out_scores, whys, notes)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def _save_state(self, path: Path) -> None:
+        self.retriever_.save(path / RETRIEVER_DIR)
+        if self.backend == "scratch":
+            self.llm.model.save_pretrained(path / LM_DIR)
+            self.llm.tokenizer.save_pretrained(path / LM_DIR)
+        (path / STATE_FILE).write_text(json.dumps({"llm": self.llm.model_id}))
+
+    def _load_state(self, path: Path) -> None:
+        from genrec.models.registry import load_model
+
+        if not (path / STATE_FILE).is_file() or not (path / RETRIEVER_DIR).is_dir():
+            raise GenrecError(f"{path} has no llm-rerank state ({STATE_FILE} and {RETRIEVER_DIR}/)")
+        self._check()
+        self.retriever_ = load_model(path / RETRIEVER_DIR)
+        self._open_backend(path / LM_DIR if self.backend == "scratch" else None)
+
+    def describe_llm(self) -> dict[str, Any]:
+        """The backend's description (model, cache, usage) for a run card."""
+        return self.llm.describe()
