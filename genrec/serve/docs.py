@@ -44,5 +44,5 @@ def mount_docs(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title="genrec API", swagger_js_url=js,
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="genrec API", swagger_js_url=js,
                                    swagger_css_url=css, swagger_favicon_url=icon)

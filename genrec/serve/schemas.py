@@ -82,9 +82,10 @@ class RecommendRequest(_In):
         {"required": ["user"], "not": {"required": ["history"]}},
         {"required": ["history"], "not": {"required": ["user"]}}]})
 
-    user: Id = Field(None, description="A user id; the history is read from the database.")
+    # Not nullable in the schema; None only as the default of an absent field (never validated).
+    user: Id = Field(None, description="A user id; the history is read from the database.")  # type: ignore[assignment]
     history: list[HistoryEntry] = Field(
-        None, max_length=MAX_HISTORY,
+        None, max_length=MAX_HISTORY,  # type: ignore[arg-type]
         description="Explicit history, oldest first: item ids or item titles (matched exactly after cleaning).")
     k: int = Field(10, ge=1, le=MAX_K, description="How many items to return.")
     exclude_ids: list[Id] = Field(default_factory=list, max_length=MAX_HISTORY,
@@ -291,10 +292,11 @@ class ItemPatch(_In):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
 
-    title: Title = Field(None, description="Not null.")
+    # Not nullable in the schema; None only as the default of an absent field (never validated).
+    title: Title = Field(None, description="Not null.")  # type: ignore[assignment]
     brand: ShortText | None = Field(None, description="null clears the brand.")
-    categories: Categories = Field(None, description="Not null; [] clears them.")
-    text: Text = Field(None, description='Not null; "" clears it.')
+    categories: Categories = Field(None, description="Not null; [] clears them.")  # type: ignore[arg-type]
+    text: Text = Field(None, description='Not null; "" clears it.')  # type: ignore[assignment]
 
     _title = field_validator("title")(_title_not_blank)
 

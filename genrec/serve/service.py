@@ -245,7 +245,7 @@ class Service:
                 raise NotFound(f"unknown or deleted item id(s): {', '.join(map(repr, bad[:10]))}"
                                + (f" and {len(bad) - 10} more" if len(bad) > 10 else ""))
             now = time.time()
-            ids, stored = self.store.add_events([(e.user, e.item, e.time.timestamp() if e.time else now, e.event_id)
+            ids, stored = self.store.add_events([(e.user, e.item, _seconds(e.time, now), e.event_id)
                                                  for e in events])
         return {"recorded": stored, "event_ids": ids, "duplicates": len(ids) - stored}
 
@@ -313,6 +313,11 @@ def _patched(old: Item, patch: S.ItemPatch) -> Item:
     return Item(id=old.id, title=fields.get("title", old.title), brand=fields.get("brand", old.brand),
                 categories=tuple(fields.get("categories", old.categories)), text=fields.get("text", old.text),
                 extra=dict(old.extra))
+
+
+def _seconds(t: Any, default: float) -> float:
+    """Unix seconds of an event's validated time (a datetime; ``None`` for "now")."""
+    return t.timestamp() if isinstance(t, datetime) else default
 
 
 def to_datetime(ts: float) -> datetime:

@@ -14,7 +14,7 @@ import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import case, create_engine, event, func, or_, select, text, update
 from sqlalchemy import exc as sa_exc
@@ -196,11 +196,11 @@ class Store:
                     by_cid[cid] = nid
         return out, len(new_ids)
 
-    def _insert_ignore(self, table, values: dict):  # noqa: ANN001, ANN202
-        if self.backend == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
+    def _insert_ignore(self, table: Any, values: dict) -> Any:
+        """``INSERT ... ON CONFLICT DO NOTHING`` in this backend's dialect."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        insert = sqlite.insert if self.backend == "sqlite" else postgresql.insert
         return insert(table).values(**values).on_conflict_do_nothing()
 
     def history(self, user_id: str, limit: int | None = None) -> list[EventRow] | None:
