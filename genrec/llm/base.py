@@ -96,13 +96,13 @@ class BaseBackend:
                 **self._describe_extra()}
 
     # -- for subclasses ---------------------------------------------------------------------------
-    def _generate(self, prompts: list[Prompt], params: GenParams) -> list[Answer]:
+    def _generate(self, prompts: list[Prompt], params: GenParams, constraint: TokenTrie | None = None) -> list[Answer]:
         raise NotImplementedError
 
     def _score(self, prompt: Prompt, continuations: list[str]) -> Answer:
         raise NotImplementedError
 
-    def _next_token_scores(self, prompts: list[Prompt], candidates: list[str]) -> list[Answer]:
+    def _next_token_scores(self, prompts: list[Prompt], candidates: list[str | int]) -> list[Answer]:
         raise NotImplementedError
 
     def _check_generate(self, params: GenParams, prompts: list[Prompt]) -> None:

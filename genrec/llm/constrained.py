@@ -47,9 +47,10 @@ class TokenTrie:
         for t in prefix:
             if t == self.eos_id and t not in node:
                 return [self.eos_id]
-            node = node.get(int(t))
-            if node is None:
+            nxt = node.get(int(t))
+            if nxt is None:
                 return [self.eos_id]
+            node = nxt
         return list(node) or [self.eos_id]
 
     def __contains__(self, seq: Sequence[int]) -> bool:

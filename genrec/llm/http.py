@@ -131,7 +131,7 @@ class OpenAIBackend(BaseBackend):
             body["stop"] = list(params.stop)
         return body
 
-    def _generate(self, prompts: list[Prompt], params: GenParams) -> list[Answer]:
+    def _generate(self, prompts: list[Prompt], params: GenParams, constraint=None) -> list[Answer]:
         out: list[Answer] = []
         for p in prompts:
             body = self._sampling(params)
@@ -190,7 +190,7 @@ class OpenAIBackend(BaseBackend):
         usage = res.get("usage") or {}
         return scores, int(usage.get("prompt_tokens", 0)), 0
 
-    def _next_token_scores(self, prompts: list[Prompt], candidates: list[str]) -> list[Answer]:
+    def _next_token_scores(self, prompts: list[Prompt], candidates: list[str | int]) -> list[Answer]:
         if any(isinstance(c, int) for c in candidates):
             raise UnsupportedOperation("token-id candidates need the local backend; a server lists tokens as text, "
                                        "so pass the candidates as strings")

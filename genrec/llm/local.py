@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from genrec.llm.base import Answer, BaseBackend, truncate_at_stop
 from genrec.llm.cache import LLMCache
@@ -73,13 +73,13 @@ class HFBackend(BaseBackend):
     def prompt_text(self, prompt: Prompt) -> str:
         kind = prompt_kind(prompt)
         if kind == "chat":
-            return self.render_chat(prompt)  # type: ignore[arg-type]
-        return prompt if kind == "text" else self.tokenizer.decode(list(prompt))  # type: ignore[arg-type]
+            return self.render_chat(cast(Sequence[dict], prompt))
+        return cast(str, prompt) if kind == "text" else self.tokenizer.decode(list(cast(Sequence[int], prompt)))
 
     def encode(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt (no special tokens added beyond what a chat template writes)."""
         if prompt_kind(prompt) == "ids":
-            return [int(t) for t in prompt]  # type: ignore[union-attr]
+            return [int(t) for t in cast(Sequence[int], prompt)]
         return self._enc(self.prompt_text(prompt))
 
     def _enc(self, text: str) -> list[int]:
@@ -224,7 +224,7 @@ class HFBackend(BaseBackend):
                     rows[i] = logp[r]
         return torch.stack(rows), [len(p) for p in ids]
 
-    def _next_token_scores(self, prompts: list[Prompt], candidates: list[str]) -> list[Answer]:
+    def _next_token_scores(self, prompts: list[Prompt], candidates: list[str | int]) -> list[Answer]:
         cand = self.candidate_ids(candidates)
         logp, lengths = self.next_token_logprobs(prompts)
         picked = logp[:, cand].tolist()

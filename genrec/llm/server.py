@@ -107,7 +107,8 @@ def create_app(backend) -> Any:
         raw = req.prompt
         prompts = raw if isinstance(raw, list) and raw and not isinstance(raw[0], int) else [raw]
         params = _params(req.max_tokens, req.temperature, req.top_p, req.n, req.seed, req.stop)
-        choices, p_tok, c_tok = [], 0, 0
+        choices: list[dict[str, Any]] = []
+        p_tok, c_tok = 0, 0
         with lock:
             for p in prompts:
                 ids, offsets, text = prompt_ids(p)
@@ -138,7 +139,7 @@ def create_app(backend) -> Any:
         with lock:
             ids = backend.encode([m.model_dump() for m in req.messages])
             gens = backend.generate_ids([ids], params)[0] if params.max_new_tokens > 0 else [(None, [])]
-            choices = []
+            choices: list[dict[str, Any]] = []
             for g, new in gens:
                 choice: dict[str, Any] = {"index": len(choices), "finish_reason": g.finish_reason if g else "length",
                                           "message": {"role": "assistant", "content": g.text if g else ""},

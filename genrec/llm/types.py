@@ -11,7 +11,7 @@ A prompt is one of:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Protocol, Sequence, Union, runtime_checkable
+from typing import Any, Mapping, Protocol, Sequence, Union, cast, runtime_checkable
 
 from genrec.errors import GenrecError
 
@@ -53,8 +53,8 @@ def prompt_json(prompt: Prompt) -> Any:
     if kind == "text":
         return prompt
     if kind == "ids":
-        return [int(t) for t in prompt]
-    return [{"role": m["role"], "content": m["content"]} for m in prompt]
+        return [int(t) for t in cast(Sequence[int], prompt)]
+    return [{"role": m["role"], "content": m["content"]} for m in cast(Sequence[Message], prompt)]
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ class GPT4Rec(QuerySearchRecommender):
         scratch = is_scratch(self.lm)
         if scratch:
             # Prompt words repeated so BPE merges them into few tokens.
-            texts = self.catalog.titles + [template.words()] * 50
+            texts = self._require_fitted().titles + [template.words()] * 50
             tok = train_tokenizer(texts, vocab_size=self.vocab_size)
             n_pos = self.max_prompt_tokens + max(self.max_title_tokens + 1, self.max_new_tokens) + 8
             model = build_model(self.lm, tok, n_positions=n_pos,
@@ -132,8 +132,8 @@ class GPT4Rec(QuerySearchRecommender):
         self._backend = None
         self._builder = PromptBuilder(tok, template, max_title_tokens=self.max_title_tokens,
                                       max_prompt_tokens=self.max_prompt_tokens)
-        self._title_ids = self._builder.titles_ids(self.catalog.titles)
-        seqs = [[self._title_ids[j] for j in self.catalog.indices(s, skip_unknown=True)]
+        self._title_ids = self._builder.titles_ids(self._require_fitted().titles)
+        seqs = [[self._title_ids[j] for j in self._require_fitted().indices(s, skip_unknown=True)]
                 for s in split.train.items.values()]
         examples = build_examples(self._builder, seqs, augment_prefixes=self.augment_prefixes,
                                   template_loss=self.template_loss)
@@ -186,7 +186,7 @@ class GPT4Rec(QuerySearchRecommender):
 
         prompts = []
         for h in histories:
-            idx = self.catalog.indices(h, skip_unknown=True)
+            idx = self._require_fitted().indices(h, skip_unknown=True)
             prompts.append(self._builder.prompt_ids([self._title_ids[j] for j in idx]))
         gens = self.backend.generate(prompts, self.gen_params())
         return [distinct_queries([(g.text, g.score) for g in row], self.num_queries) for row in gens]
@@ -199,13 +199,14 @@ class GPT4Rec(QuerySearchRecommender):
         """Add items after fitting; they are searchable (and recommendable) at once."""
         new = super().add_items(items)
         # a new list, not extend(): a copy_for_edit() copy shares this one with the served model
-        self._title_ids = self._title_ids + self._builder.titles_ids([self.catalog.item_at(j).title for j in new])
+        catalog = self._require_fitted()
+        self._title_ids = self._title_ids + self._builder.titles_ids([catalog.item_at(j).title for j in new])
         return new
 
     def update_items(self, items: Iterable[Item]) -> None:
         """Change items' titles (or other fields) after fitting; search and prompts use them at once."""
         super().update_items(items)
-        self._title_ids = self._builder.titles_ids(self.catalog.titles)
+        self._title_ids = self._builder.titles_ids(self._require_fitted().titles)
 
     # -- persistence ------------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
@@ -228,7 +229,7 @@ class GPT4Rec(QuerySearchRecommender):
         self._backend = None
         self._builder = PromptBuilder(self._tok, gpt4rec_template(self.domain),
                                       max_title_tokens=self.max_title_tokens, max_prompt_tokens=self.max_prompt_tokens)
-        self._title_ids = self._builder.titles_ids(self.catalog.titles)
+        self._title_ids = self._builder.titles_ids(self._require_fitted().titles)
         self._build_index(self.k1_, self.b_)
 
 
