@@ -40,6 +40,9 @@ class DatasetSpec:
 DATASETS: dict[str, DatasetSpec] = {
     "demo": DatasetSpec("genrec.data.loaders.demo:make_demo_shop",
                         "SYNTHETIC demo shop, generated offline (2,000 users, 2,500 items)", default_split="user"),
+    "synthetic-large": DatasetSpec("genrec.data.synthetic_large:load_synthetic_large",
+                                   "SYNTHETIC large catalog and log for scaling runs (n_items, n_interactions, seed "
+                                   "as parameters; generated once into the cache)", default_split="user"),
     "amazon-beauty": DatasetSpec("genrec.data.loaders.amazon:load_sequences_folder",
                                  "Amazon Beauty 5-core with titles, brands, categories (GPT4Rec, P5, GenRec)",
                                  "amazon-beauty", ("sequences.txt", "items.jsonl"), default_split="user"),
