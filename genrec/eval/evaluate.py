@@ -196,9 +196,14 @@ def _attribute_metrics(table: dict, catalog, cases: list[Case], lists: list[list
 def _sampled_ranks(model, split, cases, n_neg, seed, batch_size, bar) -> np.ndarray:
     if not capabilities_of(model).scores_all_items:
         raise TypeError(f"{type(model).__name__} does not score every item; sampled metrics need that")
+    from genrec.models.base import ScoringRecommender, score_block_rows
+
     rng = np.random.default_rng(seed)
     cat = split.catalog
     n = len(cat)
+    # Bounded memory: no more score rows at once than the model's score budget allows (ranks do not change).
+    batch_size = min(batch_size, score_block_rows(n, getattr(model, "score_block_bytes",
+                                                             ScoringRecommender.score_block_bytes)))
     out = np.zeros(len(cases), dtype=np.int64)
     for start in range(0, len(cases), batch_size):
         batch = cases[start:start + batch_size]

@@ -291,6 +291,9 @@ class ScoringRecommender(Recommender):
     """
 
     capabilities = Capabilities(takes_exclude=True, scores_all_items=True)
+    # Bytes of float32 scores computed at once in ``recommend`` (peak memory is ~4x this, with
+    # top-k's temporaries); set on an instance to trade memory for speed.
+    score_block_bytes: int = 64 * 2**20
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -305,24 +308,38 @@ class ScoringRecommender(Recommender):
         encoded, notes = self.encode_histories(histories)
         if not encoded:
             return Recommendations([], [], [], [])
-        scores = np.asarray(self.score(encoded), dtype=np.float32)
-        if scores.ndim == 2 and scores.shape[0] == len(encoded) and scores.shape[1] < len(catalog):
-            # Items added after fitting: an id-based model has no score for them.
-            pad = np.full((len(encoded), len(catalog) - scores.shape[1]), -np.inf, dtype=np.float32)
-            scores = np.concatenate([scores, pad], axis=1)
-        if scores.shape != (len(encoded), len(catalog)):
-            raise GenrecError(f"{type(self).__name__}.score returned shape {scores.shape}, "
-                              f"expected {(len(encoded), len(catalog))}")
         banned = np.asarray(sorted(j for j in (catalog._index.get(i) for i in set(exclude)) if j is not None),
                             dtype=np.int64)
-        masks = [np.concatenate([h, banned]) if exclude_history else banned for h in encoded]
-        top, top_scores = top_k(scores, k, masks if exclude_history or len(banned) else None)
+        # Scored in blocks of rows so that memory does not grow with histories x items (a million
+        # items x 512 histories would be 2 GB of scores); rows are independent, so results are the same.
+        rows = score_block_rows(len(catalog), self.score_block_bytes)
+        top, top_scores = [], []
+        for lo in range(0, len(encoded), rows):
+            block = encoded[lo:lo + rows]
+            scores = np.asarray(self.score(block), dtype=np.float32)
+            if scores.ndim == 2 and scores.shape[0] == len(block) and scores.shape[1] < len(catalog):
+                # Items added after fitting: an id-based model has no score for them.
+                pad = np.full((len(block), len(catalog) - scores.shape[1]), -np.inf, dtype=np.float32)
+                scores = np.concatenate([scores, pad], axis=1)
+            if scores.shape != (len(block), len(catalog)):
+                raise GenrecError(f"{type(self).__name__}.score returned shape {scores.shape}, "
+                                  f"expected {(len(block), len(catalog))}")
+            masks = [np.concatenate([h, banned]) if exclude_history else banned for h in block]
+            t, ts = top_k(scores, k, masks if exclude_history or len(banned) else None)
+            top.extend(t)
+            top_scores.extend(ts)
+            del scores
         ids = catalog.ids
         items = [[ids[j] for j in row] for row in top]
         for n, h in enumerate(encoded):
             if len(h) == 0:
                 notes[n].append("empty history: scores do not depend on the user")
         return Recommendations(items, [list(map(float, s)) for s in top_scores], [], notes)
+
+
+def score_block_rows(n_items: int, budget_bytes: int) -> int:
+    """How many histories to score at once so that their float32 scores fit in ``budget_bytes``."""
+    return max(1, int(budget_bytes) // (max(1, n_items) * 4))
 
 
 def top_k(scores: np.ndarray, k: int, exclude: list[np.ndarray] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
