@@ -90,6 +90,9 @@ def markdown(out: dict, a) -> str:
              "| model | " + " | ".join(cols) + " | users/s |", "|---" * (len(cols) + 2) + "|"]
     for r in out["rows"]:
         lines.append(f"| {r['model']} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + f" | {r['users_per_s']:.2f} |")
+    top = out["listwise_stats"].get("top_from_retriever_rank", {})
+    lines += ["", "The re-ranker's first item came from item kNN's rank (rank: lists): "
+              + ", ".join(f"{r}: {c}" for r, c in top.items()) + "."]
     lines += ["", f"With {out['rows'][0]['users']} users one hit is {1 / out['rows'][0]['users']:.3f} of HR: "
               "differences of a few hits are noise.", ""]
     return "\n".join(lines)

@@ -71,6 +71,7 @@ def test_a_forced_letter_moves_its_candidate_first(forced_c_folder, demo_loo):
     hists = histories(demo_loo)
     got = model.recommend(hists, k=N)
     ret = model.retriever_.recommend(hists, k=N)
+    assert model.rerank_stats["top_from_retriever_rank"] == {3: len(hists)}
     for n in range(len(hists)):
         third = ret.items[n][2]  # shown as (C)
         assert got.items[n][0] == third

@@ -121,11 +121,14 @@ class LLMRerank(Recommender):
         self._maker = PromptMaker(self.mode, self.history_items, self.max_title_tokens,
                                   getattr(self.llm, "tokenizer", None))
         self._stats = ListwiseStats()
+        self._top_from: dict[int, int] = {}
 
     @property
     def rerank_stats(self) -> dict:
-        """Listwise parse counts since the model was fitted or loaded (:class:`ListwiseStats`)."""
-        return self._stats.as_dict()
+        """Since the model was fitted or loaded: listwise parse counts (:class:`ListwiseStats`) and
+        ``top_from_retriever_rank``: how many re-ranked lists put first the retriever's r-th item
+        (r -> count; all 1s means the LLM never moved anything to the top)."""
+        return {**self._stats.as_dict(), "top_from_retriever_rank": dict(sorted(self._top_from.items()))}
 
     # -- recommending -----------------------------------------------------------------------------
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *, exclude_history: bool = True,
@@ -158,6 +161,8 @@ class LLMRerank(Recommender):
         out_items, out_scores, whys = [], [], []
         for n, (task, rest) in enumerate(tasks):
             ranked = [task.candidate_ids[i] for i in task.order]
+            if len(ranked) > 1:
+                self._top_from[task.order[0] + 1] = self._top_from.get(task.order[0] + 1, 0) + 1
             final = (ranked + rest)[:k]
             out_items.append(final)
             out_scores.append([1.0 / (p + 1) for p in range(len(final))])
