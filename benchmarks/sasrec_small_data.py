@@ -132,7 +132,10 @@ def write(out: Path, meta: dict, rows: list[dict]) -> None:
                      f"**{s['hr@10']:.4f}** | **{s['ndcg@10']:.4f}** | {fi['steps']} | {fi['best_epoch']} | "
                      f"{fi['stop_reason']} | {s['fit_s']} |")
     lines += ["", "HR@10 equals Recall@10 here (one target per case). All test cases, full ranking over the "
-              "catalog, history items excluded. Subsamples draw users with `numpy.random.default_rng(seed)`."]
+              "catalog, history items excluded. Subsamples draw users with `numpy.random.default_rng(seed)`. "
+              "SASRec steps: optimizer steps until the default stopping rule ended training (validation at most "
+              "every 50 steps, patience 5 validations, never before 500 steps); best epoch: the one whose state "
+              "was kept. fit s: wall seconds of `fit` on this machine at the load averages above."]
     (out / "sasrec_small_data.md").write_text("\n".join(lines) + "\n")
 
 
