@@ -35,7 +35,10 @@ sysdeps:
 quickstart: install
 	$(VENV)/bin/genrec quickstart
 
+# The type checker first (configuration: [tool.mypy] in pyproject.toml; a warm .mypy_cache makes
+# it take seconds), then the tests.
 test: install sysdeps
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 # Mutation testing of the core modules (metrics, merge, splits) against their own tests; writes

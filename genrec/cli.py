@@ -9,7 +9,8 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from types import ModuleType
+from typing import NoReturn, Optional
 
 import typer
 
@@ -34,7 +35,7 @@ ThreadsOpt = typer.Option(None, "--threads", help="Threads for torch, BLAS/OpenM
                           "that take threads/num_threads (--param threads=N does the same).")
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     typer.secho(f"error: {msg}", fg="red", err=True)
     raise typer.Exit(2)
 
@@ -203,6 +204,7 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
     """Fit (or load) models and evaluate them on one split, printing one table."""
     from genrec.eval.evaluate import evaluate
     from genrec.eval.provenance import LeakedEvaluationError
+    from genrec.eval.report import Report
 
     if not model and not model_dir:
         _fail("give --model NAME (repeatable) or --model-dir PATH")
@@ -220,15 +222,17 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
         loaded = load_model(model_dir)
     sp = _load_split(dataset, data_dir, split, preprocess, seed, download, cold_items, min_rating)
     eval_sp = sp.cold_view() if cold_items else sp
-    reports, secs_all = [], []
-    kw = dict(which=which, max_cases=max_cases, seed=seed)
+    reports: list[Report] = []
+    secs_all: list[float | None] = []
     try:
         if loaded is not None:
-            reports.append(evaluate(loaded, eval_sp, k_list, allow_leak=allow_leak, **kw))
+            reports.append(evaluate(loaded, eval_sp, k_list, allow_leak=allow_leak, which=which,
+                                    max_cases=max_cases, seed=seed))
             secs_all.append(None)
         for m in built:
             m, secs = _fit(m, sp)
-            reports.append(evaluate(m, eval_sp, k_list, fit_seconds=secs, allow_leak=allow_leak, **kw))
+            reports.append(evaluate(m, eval_sp, k_list, fit_seconds=secs, allow_leak=allow_leak, which=which,
+                                    max_cases=max_cases, seed=seed))
             secs_all.append(secs)
     except LeakedEvaluationError as e:
         _fail(f"{'--model-dir ' + str(model_dir) + ': ' if loaded is not None else ''}{e}")
@@ -260,6 +264,7 @@ def recommend(model_dir: Optional[Path] = typer.Option(None, "--model-dir", help
 
         m = load_model(model_dir)
     else:
+        assert model is not None  # exactly one of --model and --model-dir, checked above
         check_data_args(dataset, split, preprocess, min_rating)
         (built,) = _models_checked([model], param, seed, threads)
         sp = _load_split(dataset, data_dir, split, preprocess, seed, min_rating=min_rating)
@@ -268,8 +273,8 @@ def recommend(model_dir: Optional[Path] = typer.Option(None, "--model-dir", help
         if history is None and sp.test:
             history = ",".join(sp.test[0].history)
             typer.echo(f"history of test user {sp.test[0].user} (split '{sp.protocol}'):")
-        elif not (history or "").strip():
-            _fail("--history: recommend needs a history: item ids or titles, comma-separated, oldest first")
+    if history is None or not history.strip():
+        _fail("--history: recommend needs a history: item ids or titles, comma-separated, oldest first")
     h, said = resolve_history(history, m.catalog)
     for line in said:
         typer.echo(f"   {line}")
@@ -306,12 +311,13 @@ from genrec.experiments.cli import bench  # noqa: E402  (experiments: `genrec be
 app.command()(bench)
 
 
-def _click_exceptions():
+def _click_exceptions() -> ModuleType:
+    import importlib
+
     try:  # typer >= 0.26 vendors click
-        from typer._click import exceptions
+        return importlib.import_module("typer._click.exceptions")
     except ImportError:
-        from click import exceptions
-    return exceptions
+        return importlib.import_module("click.exceptions")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -186,7 +186,7 @@ def _loo_split(seqs: Sequences):
         n_train = len(s) - n_eval
         if n_train:
             train_items[u] = list(s[:n_train])
-            if train_times is not None:
+            if train_times is not None and seqs.times is not None:
                 train_times[u] = list(seqs.times[u][:n_train])
     lengths = [len(s) for s in seqs.items.values()]
     info = {"users_shorter_than_3": sum(n < 3 for n in lengths), "users_single_item": lengths.count(1)}

@@ -181,7 +181,7 @@ def _attribute_metrics(table: dict, catalog, cases: list[Case], lists: list[list
         if not any(sets):
             continue
         tab = M.attribute_table(sets)
-        div = {k: [] for k in ks}
+        div: dict[int, list[np.ndarray]] = {k: [] for k in ks}
         for start in range(0, len(idx), chunk):
             for k, v in M.diversity_batch(idx[start:start + chunk], tab, ks).items():
                 div[k].append(v)

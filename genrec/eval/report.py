@@ -49,7 +49,7 @@ class Report:
         return out
 
     def to_json(self, *, include_cases: bool = False) -> dict:
-        d = {"model": self.model, "metrics": self.table, "run_card": self.run_card}
+        d: dict[str, Any] = {"model": self.model, "metrics": self.table, "run_card": self.run_card}
         if include_cases:
             d["per_case"] = self.per_case
         return d

@@ -45,14 +45,14 @@ class DataConfig(_Strict):
     preprocess: str | None = None
     data_dir: str | None = None
     download: bool = False
-    cold_items: float = Field(0.0, ge=0.0, lt=1.0)
+    cold_items: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class EvalConfig(_Strict):
     """How the test cases are evaluated (full ranking over the catalog)."""
 
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20, 40], min_length=1)
-    max_cases: int | None = Field(None, gt=0)
+    max_cases: int | None = Field(default=None, gt=0)
     attributes: list[str] = Field(default_factory=lambda: ["categories", "brand"])
 
     @field_validator("ks")
@@ -69,8 +69,8 @@ class TuneConfig(_Strict):
     method: Literal["coordinate", "grid", "random"] = "coordinate"
     metric: str = "recall@10"
     tiebreak: str | None = "ndcg@10"
-    max_cases: int | None = Field(None, gt=0)
-    trials: int = Field(20, gt=0, description="candidates drawn by the random search")
+    max_cases: int | None = Field(default=None, gt=0)
+    trials: int = Field(default=20, gt=0, description="candidates drawn by the random search")
 
     @field_validator("metric", "tiebreak")
     @classmethod
@@ -93,7 +93,7 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     score_only: list[str] = Field(default_factory=list)
-    time_budget_minutes: float | None = Field(None, gt=0)
+    time_budget_minutes: float | None = Field(default=None, gt=0)
 
     @property
     def row(self) -> str:
@@ -107,7 +107,7 @@ class BenchConfig(_Strict):
     name: str = Field(pattern=r"^[\w.\-]+$")
     out: str = "../results"
     seed: int = 0
-    threads: int | None = Field(1, gt=0, description="torch threads (None: torch's default)")
+    threads: int | None = Field(default=1, gt=0, description="torch threads (None: torch's default)")
     notes: list[str] = Field(default_factory=list)
     anchors: list[str] = Field(default_factory=list)
     data: DataConfig

@@ -66,8 +66,8 @@ def markdown(res: dict) -> str:
                          + f"{notes}. Source: {a['source']}" + (f", {a['where']}" if a.get("where") else "") + ".")
     lines += ["", "## Parameters", ""]
     for r in rows:
-        tuned = " (tuned on validation cases)" if r.get("tuning") else ""
-        lines.append(f"- **{r['model']}** (`{r['name']}`){tuned}: `{json.dumps(r['params'], default=str)}`")
+        mark = " (tuned on validation cases)" if r.get("tuning") else ""
+        lines.append(f"- **{r['model']}** (`{r['name']}`){mark}: `{json.dumps(r['params'], default=str)}`")
     tuned = [r for r in rows if r.get("tuning")]
     if tuned:
         t = cfg["tune"]

@@ -12,7 +12,7 @@ import json
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Collection, Iterable, Sequence
+from typing import Any, ClassVar, Collection, Iterable, Self, Sequence
 
 import numpy as np
 
@@ -91,11 +91,15 @@ class Recommender:
     #: ("bf16", "fp16" or "fp32"), ``steps`` (optimizer steps, int), ``train_seconds`` (float).
     #: Saved in ``genrec_model.json`` and restored by ``load``.
     fit_info_: dict | None = None
+    #: A loaded model's provenance: the ``trained_on`` record of its ``genrec_model.json`` and the
+    #: folder it was loaded from (whose pair hashes are read when a run checks for leakage).
+    _trained_on: dict | None = None
+    _trained_on_dir: Path | None = None
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
         if "fit" in cls.__dict__:  # every fit records its split, for the saved model's provenance
-            cls.fit = _recording_fit(cls.__dict__["fit"])
+            setattr(cls, "fit", _recording_fit(cls.__dict__["fit"]))  # setattr: mypy forbids assigning a method
 
     # -- parameters (scikit-learn style) ---------------------------------------------------------
     @classmethod
@@ -107,7 +111,7 @@ class Recommender:
     def get_params(self) -> dict:
         return {p: getattr(self, p) for p in self.param_names() if hasattr(self, p)}
 
-    def set_params(self, **params: Any) -> "Recommender":
+    def set_params(self, **params: Any) -> Self:
         """Set constructor parameters (scikit-learn style); an unknown name is a ``ValueError``
         naming it. Fitted state is left as is: refit for the change to take effect, except for
         parameters a model documents as read at ``recommend`` time."""
@@ -150,7 +154,7 @@ class Recommender:
         for it in items:
             catalog.replace(it)
 
-    def copy_for_edit(self) -> "Recommender":
+    def copy_for_edit(self) -> Self:
         """A copy that ``add_items``/``update_items`` can change without changing this model (a
         service edits the copy off the request path and swaps it in). Read-only parts (networks,
         similarity matrices) are shared; the catalog is copied on the copy's first change. Edits
@@ -167,8 +171,9 @@ class Recommender:
         catalog, and adding items to one model must not change the split or other models."""
         catalog = self._require_fitted()
         if getattr(self, "_owned_catalog", None) is not catalog:
-            self.catalog = self._owned_catalog = catalog.copy()
-        return self.catalog
+            catalog = catalog.copy()
+            self.catalog = self._owned_catalog = catalog
+        return catalog
 
     def _require_fitted(self) -> Catalog:
         if self.catalog is None:
@@ -204,8 +209,8 @@ class Recommender:
         if split is not None:  # what it was trained on, to refuse evaluating it on its own training data
             meta["trained_on"] = provenance.training_record(split)
             provenance.save_hashes(split.train, path)
-        elif getattr(self, "_trained_on", None) is not None:  # a loaded model saved again
-            src = Path(self._trained_on_dir) / provenance.PAIRS_FILE
+        elif self._trained_on is not None and self._trained_on_dir is not None:  # a loaded model saved again
+            src = self._trained_on_dir / provenance.PAIRS_FILE
             if src.is_file():
                 meta["trained_on"] = self._trained_on
                 if src.resolve() != (path / provenance.PAIRS_FILE).resolve():
@@ -218,7 +223,7 @@ class Recommender:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "Recommender":
+    def load(cls, path: str | Path) -> Self:
         path = Path(path)
         meta = read_model_meta(path)
         if meta["model"] != cls.name:

@@ -15,7 +15,10 @@ import inspect
 import json
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from genrec.models.base import Recommender
 
 HELP: dict[str, str] = {
     # shared
@@ -160,11 +163,12 @@ class ParamInfo:
     def type_name(self) -> str:
         if self.type is inspect.Parameter.empty:
             return "any"
-        return getattr(self.type, "__name__", None) if not typing.get_args(self.type) else \
+        # An annotation left as a string (unresolvable hints) has no __name__: show the string.
+        return getattr(self.type, "__name__", str(self.type)) if not typing.get_args(self.type) else \
             str(self.type).replace("typing.", "").replace("NoneType", "None")
 
 
-def infos_for(model: str, cls: type) -> list[ParamInfo]:
+def infos_for(model: str, cls: type[Recommender]) -> list[ParamInfo]:
     """The constructor parameters of ``cls``, registered as ``model``, in signature order (use
     :func:`genrec.models.registry.param_infos`)."""
     try:

@@ -9,7 +9,7 @@ language model, ``title-bm25`` (:mod:`genrec.models.title_bm25`) with the user's
 
 from __future__ import annotations
 
-from typing import Collection, Iterable, Sequence
+from typing import Collection, Iterable, Self, Sequence
 
 import numpy as np
 
@@ -33,6 +33,8 @@ class QuerySearchRecommender(Recommender):
     k1: float
     b: float
     valid_k: int
+    valid_users: int
+    seed: int
 
     def _generate(self, histories: Sequence[Sequence[str]]) -> list[list[tuple[str, float]]]:  # pragma: no cover
         raise NotImplementedError
@@ -48,7 +50,8 @@ class QuerySearchRecommender(Recommender):
     def _build_index(self, k1: float, b: float) -> None:
         from genrec.retrieval.bm25 import BM25Index
 
-        self._bm25 = BM25Index(k1, b).build(self.catalog.ids, self.catalog.titles)
+        catalog = self._require_fitted()
+        self._bm25 = BM25Index(k1, b).build(catalog.ids, catalog.titles)
 
     def _recall(self, cases, k: int, queries=None) -> float:
         recs = self._recommend([list(c.history) for c in cases], k, queries=queries)
@@ -93,11 +96,11 @@ class QuerySearchRecommender(Recommender):
                          exclude_history: bool = True, exclude: Collection[str] = ()) -> dict[int, Recommendations]:
         """One list per K, from queries written once. The merge gives each query K/m slots, so
         the top 10 is not the first 10 of the top 40; the paper evaluates each K on its own."""
-        self._require_fitted()
+        catalog = self._require_fitted()
         if not ks or min(ks) <= 0:
             raise ValueError("ks must be positive")
         encoded, _ = self.encode_histories(histories)
-        queries = self._generate([[self.catalog.id_at(j) for j in e] for e in encoded])
+        queries = self._generate([[catalog.id_at(j) for j in e] for e in encoded])
         return {int(k): self._recommend(histories, int(k), exclude_history=exclude_history, queries=queries,
                                         exclude=exclude)
                 for k in ks}
@@ -106,10 +109,11 @@ class QuerySearchRecommender(Recommender):
                    exclude: Collection[str] = ()) -> Recommendations:
         from genrec.retrieval.merge import rank_merge
 
+        catalog = self._require_fitted()
         encoded, notes = self.encode_histories(histories)
         if not encoded:
             return Recommendations([], [], [], [])
-        known = [[self.catalog.id_at(j) for j in e] for e in encoded]
+        known = [[catalog.id_at(j) for j in e] for e in encoded]
         if queries is None:
             queries = self._generate(known)
         flat = [q for qs in queries for q, _ in qs]
@@ -150,7 +154,7 @@ class QuerySearchRecommender(Recommender):
         return self._generate(histories)
 
     # -- cold start -------------------------------------------------------------------------------
-    def copy_for_edit(self) -> "QuerySearchRecommender":
+    def copy_for_edit(self) -> Self:
         """As the base; the BM25 index, which ``add_items`` extends in place, is copied too."""
         import copy
 
@@ -169,7 +173,8 @@ class QuerySearchRecommender(Recommender):
     def update_items(self, items: Iterable[Item]) -> None:
         """Change items' titles (or other fields) after fitting; search uses the new titles at once."""
         super().update_items(items)
-        self._bm25.build(self.catalog.ids, self.catalog.titles)
+        catalog = self._require_fitted()
+        self._bm25.build(catalog.ids, catalog.titles)
 
 
 def sample_cases(cases, n: int, seed: int) -> list:

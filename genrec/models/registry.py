@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genrec.errors import UnknownNameError
+
+if TYPE_CHECKING:  # the base module imports numpy; `genrec --help` must not
+    from genrec.models.base import Recommender
 
 MODELS: dict[str, str] = {
     "random": "genrec.models.baselines.pop:RandomRec",
@@ -134,7 +137,7 @@ def resolve_params(pairs: list[str] | None, models: list[str], *, global_keys: t
     return out
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[Recommender]:
     """The class registered as ``name``; a clear error listing known names otherwise."""
     if name not in MODELS:
         raise UnknownNameError("model", name, list(MODELS))
@@ -147,7 +150,7 @@ def model_class(name: str) -> type:
     return getattr(mod, cls)
 
 
-def create(name: str, **params: Any):
+def create(name: str, **params: Any) -> Recommender:
     """Construct the model ``name`` with constructor ``params``."""
     cls = model_class(name)
     try:
@@ -159,7 +162,7 @@ def create(name: str, **params: Any):
         raise ParamError(f"model {name!r}: {e}") from e
 
 
-def load_model(path: str | Path):
+def load_model(path: str | Path) -> Recommender:
     """Load any saved genrec model folder, whatever its class."""
     from genrec.models.base import read_model_meta
 

@@ -42,12 +42,13 @@ class TitleBM25(QuerySearchRecommender):
         return self
 
     def _generate(self, histories: Sequence[Sequence[str]]) -> list[list[tuple[str, float]]]:
+        catalog = self._require_fitted()
         out = []
         for h in histories:
             qs: list[str] = []
             for i in reversed(h):
-                if i in self.catalog:
-                    t = self.catalog[i].title
+                if i in catalog:
+                    t = catalog[i].title
                     if t and t not in qs:
                         qs.append(t)
                 if len(qs) >= self.num_queries:

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import ast
 import gzip
+import io
 import json
 import re
 import warnings
 from pathlib import Path
-from typing import IO, Any, Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from genrec.data.catalog import Catalog, Item
 from genrec.data.dataset import Dataset, id_only_catalog
@@ -125,7 +126,7 @@ def load_sequences_folder(folder: str | Path, name: str = "amazon", *, sequences
 _SUFFIXES = (".json.gz", ".json")  # not .jsonl: items.jsonl of the sequences layout is no review file
 
 
-def _open_text(path: Path) -> IO[bytes]:
+def _open_text(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else open(path, "rb")
 
 

@@ -221,8 +221,8 @@ def load_interactions(path: str | Path, items: str | Path | None = None, *, user
     for n, row in rows:
         users.append(_id(row[user_col], path=path, line=n, field=user_col))
         its.append(_id(row[item_col], path=path, line=n, field=item_col))
-        if times is not None:
-            times.append(parse_time(row[time_col], path=path, line=n, field=time_col))  # type: ignore[index]
+        if times is not None and time_col is not None:
+            times.append(parse_time(row[time_col], path=path, line=n, field=time_col))
     if not users:
         raise DataError("no interactions (the file has a header but no rows)", path=path)
     order = f"ordered by {time_col!r}, ties in file order" if time_col else "in file order (no time column)"

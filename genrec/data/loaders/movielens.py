@@ -163,7 +163,7 @@ def _csv_ratings(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
         table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=list(need),
                                                                           column_types=types))
         if all(table.column(c).null_count == 0 for c in need):
-            return tuple(table.column(c).to_numpy() for c in need)  # type: ignore[return-value]
+            return tuple(table.column(c).to_numpy() for c in need)
     except (ImportError, KeyError, ValueError, OSError):  # pa.ArrowInvalid is a ValueError
         pass
     cols: dict[str, list] = {c: [] for c in need}

@@ -128,11 +128,12 @@ class ContentRec(ScoringRecommender):
 
         items = list(items)
         super().update_items(items)
-        rows = [self.catalog.index_of(it.id) for it in items]
+        catalog = self._require_fitted()
+        rows = [catalog.index_of(it.id) for it in items]
         if not rows:
             return
         old = self.item_vectors_
-        new = self._vectors(self.catalog.item_at(j) for j in rows)
+        new = self._vectors(catalog.item_at(j) for j in rows)
         # Row j of the result is row pick[j] of [old; new]: changed rows point into ``new``
         # (the last edit of an item given twice wins).
         pick = np.arange(old.shape[0])

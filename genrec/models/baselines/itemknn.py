@@ -27,7 +27,8 @@ def interaction_matrix(split, n_items: int | None = None):
     catalog = split.catalog
     n_items = len(catalog) if n_items is None else n_items
     index = catalog._index
-    rows, cols = [], []
+    rows: list[int] = []
+    cols: list[int] = []
     for r, user in enumerate(split.train.users):
         idx = {index[i] for i in split.train[user] if i in index}
         rows.extend([r] * len(idx))

@@ -41,7 +41,7 @@ class RandomRec(ScoringRecommender):
         return self
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
-        n_items = vars(self).get("n_items_", len(self.catalog))  # models saved before n_items_ existed
+        n_items = vars(self).get("n_items_", len(self._require_fitted()))  # models saved before n_items_ existed
         return self.rng_.random((len(histories), n_items), dtype=np.float32)
 
 
