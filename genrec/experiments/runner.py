@@ -63,6 +63,7 @@ def model_params(m: ModelConfig, seed: int) -> dict[str, Any]:
 def run_model(m: ModelConfig, cfg: BenchConfig, split, log: Callable[[str], None]) -> dict:
     """Tune on validation (if the model has a grid), fit, evaluate on test: one results row."""
     from genrec.eval.evaluate import evaluate
+    from genrec.eval.report import fit_line
     from genrec.eval.runcard import peak_memory_mb, peak_memory_scope, reset_peak_memory
     from genrec.experiments.tuner import Tuner
     from genrec.models.registry import create
@@ -89,10 +90,12 @@ def run_model(m: ModelConfig, cfg: BenchConfig, split, log: Callable[[str], None
            "fit_seconds": round(fit_s, 2), "eval_seconds": rep.run_card["eval_seconds"],
            "eval_total_seconds": round(time.perf_counter() - t, 2), "test_cases": rep.run_card["cases"],
            "peak_memory_mb": round(peak_memory_mb(), 1), "peak_memory_scope": peak_memory_scope(),
-           "tuning": tuning}
+           "fit_info": rep.run_card.get("fit_info"), "tuning": tuning}
     ks = cfg.evaluate.ks
     log(f"{m.row}: " + " ".join(f"R@{k} {rep.table[f'recall@{k}']:.4f}" for k in ks)
         + f" (fit {fit_s:.1f} s, eval {row['eval_seconds']} s)")
+    if row["fit_info"]:
+        log(fit_line(m.row, row["fit_info"], fit_s))
     return row
 
 

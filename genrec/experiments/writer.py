@@ -68,6 +68,12 @@ def markdown(res: dict) -> str:
     for r in rows:
         mark = " (tuned on validation cases)" if r.get("tuning") else ""
         lines.append(f"- **{r['model']}** (`{r['name']}`){mark}: `{json.dumps(r['params'], default=str)}`")
+    trained = [r for r in rows if r.get("fit_info")]
+    if trained:
+        from genrec.eval.report import fit_line
+
+        lines += ["", "## Training (what the models report about their fit)", ""]
+        lines += [f"- {fit_line(r['model'], r['fit_info'], r['fit_seconds'])}" for r in trained]
     tuned = [r for r in rows if r.get("tuning")]
     if tuned:
         t = cfg["tune"]

@@ -58,6 +58,7 @@ def test_bench_writes_json_and_markdown_with_measured_machine_facts(tmp_path):
     rows = {row["model"]: row for row in res["results"]}
     assert set(rows) == {"pop", "itemknn (tuned)"}
     assert rows["pop"]["tuning"] is None and 0 <= rows["pop"]["metrics"]["recall@10"] <= 1
+    assert "fit_info" in rows["pop"] and rows["pop"]["fit_info"] is None  # pop trains nothing to report
     tuning = rows["itemknn (tuned)"]["tuning"]
     assert len(tuning["trials"]) == 4 and [t["refit"] for t in tuning["trials"]] == [True, False, True, False]
     best = max(tuning["trials"], key=lambda t: t["score"])
@@ -92,3 +93,19 @@ def test_check_only_validates(tmp_path):
     cfg.write_text(CONFIG)
     r = bench(str(cfg), "--check")
     assert "valid (2 models)" in r.stdout and not (tmp_path / "results").exists()
+
+
+def test_page_reports_what_training_did(tmp_path):
+    """A row carrying the model's fit_info_ gets a line in a Training section of the page."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(CONFIG.replace('anchors = ["sasrec-beauty-loo"]', "anchors = []"))
+    bench(str(cfg))
+    res = json.loads((tmp_path / "results" / "tiny.json").read_text())
+    assert "## Training" not in markdown(res)
+    info = {"epochs_run": 7, "best_epoch": 4, "stop_reason": "early_stopping", "precision": "bf16",
+            "steps": 1234, "train_seconds": 56.7}
+    res["results"][0]["fit_info"] = info
+    page = markdown(res)
+    assert "## Training" in page
+    assert ("pop: trained in " in page and "7 epochs run, kept epoch 4, 1,234 steps, stopped: early_stopping, "
+            "precision bf16, training 56.7 s" in page)
