@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import copy
 import hashlib
-from typing import Any, Sequence, cast
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from genrec.llm.base import Answer, BaseBackend, truncate_at_stop
 from genrec.llm.cache import LLMCache
 from genrec.llm.constrained import TokenTrie
 from genrec.llm.types import ContinuationScore, GenParams, Generation, Prompt, prompt_kind
+
+if TYPE_CHECKING:
+    import torch
 
 
 class HFBackend(BaseBackend):
@@ -34,7 +37,7 @@ class HFBackend(BaseBackend):
     name = "hf"
     supports_constraints = True
 
-    def __init__(self, model, tokenizer, *, model_id: str | None = None, device: str | None = None,
+    def __init__(self, model, tokenizer, *, model_id: str | None = None, device: str | torch.device | None = None,
                  bf16: bool | str = "auto", batch_size: int = 16, cache: LLMCache | str | None = None) -> None:
         from genrec.torch_utils import pick_device, resolve_bf16
 

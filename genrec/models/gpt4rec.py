@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from genrec.data.catalog import Item
 from genrec.errors import GenrecError
@@ -49,12 +49,18 @@ STATE_FILE = "gpt4rec_state.json"
 LM_DIR = "lm"
 
 
+if TYPE_CHECKING:
+    from genrec.llm.local import HFBackend
+    from genrec.llm.types import Generation
+
+
 class GPT4Rec(QuerySearchRecommender):
     """Generative queries + BM25 + rank-based merge (search and merge live in
     :class:`~genrec.models.query_search.QuerySearchRecommender`). See the module docstring."""
 
     name = "gpt4rec"
     capabilities = QuerySearchRecommender.capabilities.with_(trains_with_torch=True)
+    _backend: HFBackend | None = None
 
     def __init__(self, lm: str = "tiny", num_queries: int = 10, epochs: int = 8, lr: float | None = None,
                  batch_size: int = 32, grad_accum: int = 1, max_new_tokens: int = 20, k1: float = 1.2,
@@ -163,9 +169,9 @@ class GPT4Rec(QuerySearchRecommender):
 
     # -- recommending -----------------------------------------------------------------------------
     @property
-    def backend(self):
+    def backend(self) -> HFBackend:
         """The local LLM backend over the fitted LM (its ``usage()`` counts the generation calls)."""
-        if getattr(self, "_backend", None) is None:
+        if self._backend is None:
             from genrec.llm.local import HFBackend
 
             self._backend = HFBackend(self._model, self._tok, model_id=f"gpt4rec:{self.lm}", device=self._device,
@@ -189,7 +195,7 @@ class GPT4Rec(QuerySearchRecommender):
             idx = self._require_fitted().indices(h, skip_unknown=True)
             prompts.append(self._builder.prompt_ids([self._title_ids[j] for j in idx]))
         gens = self.backend.generate(prompts, self.gen_params())
-        return [distinct_queries([(g.text, g.score) for g in row], self.num_queries) for row in gens]
+        return [distinct_queries([_scored(g) for g in row], self.num_queries) for row in gens]
 
     def _empty_history_note(self) -> str:
         return "empty history: the queries come from the prompt words alone"
@@ -244,3 +250,10 @@ def _load_pretrained(name: str, device):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return model, tok
+
+
+def _scored(g: Generation) -> tuple[str, float]:
+    """A query and its score; the local backend always scores what it generates."""
+    if g.score is None:
+        raise GenrecError(f"GPT4Rec: the LLM backend gave the query {g.text!r} without a score")
+    return g.text, g.score

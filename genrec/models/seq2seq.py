@@ -60,7 +60,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -123,7 +123,7 @@ class GenRecSeq2Seq(ScoringRecommender):
             encoder_ffn_dim=4 * self.d_model, decoder_ffn_dim=4 * self.d_model,
             dropout=self.dropout, attention_dropout=self.dropout, activation_dropout=0.0,
             pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS, decoder_start_token_id=BOS,
-            forced_bos_token_id=None, forced_eos_token_id=None, scale_embedding=False, init_std=self.init_std,
+            forced_eos_token_id=None, scale_embedding=False, init_std=self.init_std,
             tie_word_embeddings=True, use_cache=False)
         return BartForConditionalGeneration(cfg)
 
@@ -257,7 +257,8 @@ class GenRecSeq2Seq(ScoringRecommender):
         if not cases:
             return None
         hist, _ = self.encode_histories([list(c.history) for c in cases])
-        targets = np.array([self.catalog._index.get(c.target, -1) for c in cases])
+        index = self._require_fitted()._index
+        targets = np.array([index.get(c.target, -1) for c in cases])
         ok = targets >= 0
         return [h for h, k in zip(hist, ok) if k], targets[ok]
 
@@ -274,12 +275,13 @@ class GenRecSeq2Seq(ScoringRecommender):
     def encode_histories(self, histories):
         """As the base, and items added after fit (outside the vocabulary) are dropped with a note."""
         encoded, notes = super().encode_histories(histories)
+        catalog = self._require_fitted()
         n_items = getattr(self, "n_items_", None)
-        if n_items is not None and n_items < len(self.catalog):
+        if n_items is not None and n_items < len(catalog):
             for n, h in enumerate(encoded):
                 new = h >= n_items
                 if new.any():
-                    ids = [self.catalog.id_at(int(i)) for i in h[new][:5]]
+                    ids = [catalog.id_at(int(i)) for i in h[new][:5]]
                     notes[n].append(f"ignored {int(new.sum())} item(s) added after training, unknown to the "
                                     f"model's vocabulary: {', '.join(ids)}")
                     encoded[n] = h[~new]
@@ -295,25 +297,30 @@ class GenRecSeq2Seq(ScoringRecommender):
 
         from genrec.torch_utils import autocast_for
 
-        if getattr(self, "net_", None) is None:
-            self._require_fitted()
-            raise GenrecError("model has no network: fit or load it")
-        self.net_.eval()
+        net = self._require_net()
+        net.eval()
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         with torch.no_grad():
             for start in range(0, len(histories), self.eval_batch_size):
                 chunk = histories[start:start + self.eval_batch_size]
                 ids, attn = self._batch(chunk)
                 with autocast_for(self.precision_, self.device_):
-                    logits = self._item_logits(self.net_, ids, attn)
+                    logits = self._item_logits(net, ids, attn)
                 out[start:start + len(chunk)] = torch.log_softmax(logits.float(), dim=-1).cpu().numpy()
         return out
+
+    def _require_net(self) -> Any:
+        net = getattr(self, "net_", None)
+        if net is None:
+            self._require_fitted()
+            raise GenrecError("model has no network: fit or load it")
+        return net
 
     # -- persistence --------------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
         import torch
 
-        torch.save({k: v.detach().cpu() for k, v in self.net_.state_dict().items()}, path / WEIGHTS_FILE)
+        torch.save({k: v.detach().cpu() for k, v in self._require_net().state_dict().items()}, path / WEIGHTS_FILE)
         (path / STATE_FILE).write_text(json.dumps({"n_items": self.n_items_, "history": self.history_,
                                                    "fit_info": getattr(self, "fit_info_", {})}, indent=1))
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import typing
 from pathlib import Path
 from typing import Collection, Sequence
 
@@ -199,7 +200,8 @@ class _SeqModule(TrainableModule):
 
     def loss(self, net: nn.Module, batch: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
         device = next(net.parameters()).device
-        return self.rec._batch_loss(net, [self.train[i] for i in batch], rng, device)
+        seq_net = typing.cast(SeqEncoder, net)  # the network build() made
+        return self.rec._batch_loss(seq_net, [self.train[i] for i in batch], rng, device)
 
     def validate(self, net: nn.Module) -> dict[str, float] | None:
         from genrec.training.validation import rank_metrics
@@ -250,6 +252,27 @@ class SeqTorchRecommender(ScoringRecommender):
     _append_mask = False  # BERT4Rec appends [MASK] after the history at inference
     _fingerprint_params: tuple[str, ...] = ("max_len", "hidden", "layers", "heads", "dropout", "lr",
                                            "weight_decay", "batch_size", "seed")
+    # The shared constructor parameters (set by SASRec's and BERT4Rec's __init__), for the type checker.
+    max_len: int
+    lr: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    max_steps: int | None
+    min_steps: int
+    eval_every: int | None
+    patience: int | None
+    min_delta: float
+    smoothing: float
+    time_budget: float | None
+    valid_metric: str
+    valid_users: int | None
+    seed: int
+    device: str | None
+    bf16: bool | None
+    checkpoint_dir: str | None
+    progress: bool
+    threads: int | None
 
     # -- subclass hooks -----------------------------------------------------------------------------
     def _build_net(self, n_items: int) -> SeqEncoder:  # pragma: no cover - abstract
@@ -359,7 +382,7 @@ class SeqTorchRecommender(ScoringRecommender):
     def recommend(self, histories: Sequence[Sequence[str]], k: int = 10, *,
                   exclude_history: bool = True, exclude: Collection[str] = ()) -> Recommendations:
         recs = super().recommend(histories, k, exclude_history=exclude_history, exclude=exclude)
-        index, n = self.catalog._index, getattr(self, "n_items_", 0)
+        index, n = self._require_fitted()._index, getattr(self, "n_items_", 0)
         for r, h in enumerate(histories):
             idx = [index[i] for i in h if i in index]
             new = sum(1 for i in idx if i >= n)

@@ -32,7 +32,8 @@ def explain(item_id: str, history: Sequence[str], catalog: Catalog, *, mode: str
     words = title_words(item.title)
     ev: list[Evidence] = []
     reasons: list[str] = []
-    best, best_shared = None, set()
+    best: str | None = None
+    best_shared: set[str] = set()
     for h in reversed(history):  # most recent first, so ties go to the most recent
         shared = words & title_words(catalog[h].title)
         if len(shared) > len(best_shared):

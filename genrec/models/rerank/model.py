@@ -105,19 +105,21 @@ class LLMRerank(Recommender):
         from genrec.models.rerank import backends as B
 
         spec = B.parse_backend(self.backend)
-        kw = dict(device=self.device, bf16=self.bf16, batch_size=self.batch_size, cache=self.cache)
+        dev, bf16, bs, cache = self.device, self.bf16, self.batch_size, self.cache
         if spec.kind != "scratch":
-            self.llm = B.open_backend(spec, **kw)
+            self.llm = B.open_backend(spec, device=dev, bf16=bf16, batch_size=bs, cache=cache)
         elif saved is not None:
             from genrec.lm.scratch import load_saved
 
             model, tok = load_saved(saved, self.device)
-            self.llm = B.wrap_local(model, tok, model_id="scratch:tiny", **kw)
+            self.llm = B.wrap_local(model, tok, model_id="scratch:tiny", device=dev, bf16=bf16, batch_size=bs,
+                                    cache=cache)
         else:
             from genrec.models.rerank.prompts import TEMPLATES
 
             words = [t.words() for t in TEMPLATES.values()] * 20 + ["A, B, C, D, E, F, G, H, I, J"] * 20
-            self.llm = B.scratch_backend(self.retriever_.catalog.titles + words, seed=self.seed, **kw)
+            self.llm = B.scratch_backend(self.retriever_._require_fitted().titles + words, seed=self.seed, device=dev,
+                                         bf16=bf16, batch_size=bs, cache=cache)
         self._maker = PromptMaker(self.mode, self.history_items, self.max_title_tokens,
                                   getattr(self.llm, "tokenizer", None))
         self._stats = ListwiseStats()
@@ -139,7 +141,7 @@ class LLMRerank(Recommender):
             raise ValueError("k must be positive")
         _, notes = self.encode_histories(histories)  # notes for ids unknown to the model
         ret = self.retriever_
-        known = ret.catalog
+        known = ret._require_fitted()
         hists = [[i for i in h if i in known] for h in histories]
         banned = set(exclude)
         fetch = max(k, int(self.candidates))
