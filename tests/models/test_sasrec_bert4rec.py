@@ -15,7 +15,7 @@ from genrec.eval.evaluate import evaluate  # noqa: E402
 from genrec.models.baselines.bert4rec import BERT4Rec  # noqa: E402
 from genrec.models.baselines.pop import PopRec  # noqa: E402
 from genrec.models.baselines.sasrec import SASRec  # noqa: E402
-from genrec.models.baselines.seqtorch import left_pad, length_buckets  # noqa: E402
+from genrec.models.baselines.seqnet import left_pad, length_buckets  # noqa: E402
 from genrec.models.registry import create, load_model  # noqa: E402
 
 SMALL = dict(hidden=32, max_len=20, dropout=0.1, threads=1, progress=False, bf16=False, patience=None, seed=0)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genrec.models.baselines.seqtorch import SeqEncoder, SeqTorchRecommender, init_weights, left_pad
+from genrec.models.baselines.seqnet import SeqEncoder, init_weights, left_pad
+from genrec.models.baselines.seqtorch import SeqTorchRecommender
 
 
 class BERT4Rec(SeqTorchRecommender):

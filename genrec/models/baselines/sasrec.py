@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from genrec.models.baselines.seqtorch import SeqEncoder, SeqTorchRecommender, init_weights, left_pad
+from genrec.models.baselines.seqnet import SeqEncoder, init_weights, left_pad
+from genrec.models.baselines.seqtorch import SeqTorchRecommender
 
 
 class SASRec(SeqTorchRecommender):
