@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -60,11 +60,28 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_body(500, f"internal error: {type(exc).__name__}")
 
 
+def known_query_only(request: Request) -> None:
+    """A query parameter the route does not declare is a 422 naming it, not silently ignored: a
+    misspelt ``?limt=5`` would otherwise answer with the default, and the OpenAPI document (which
+    lists each route's parameters) would not tell the truth."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = {p.alias for p in dependant.query_params} | {p.name for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        known |= {p.alias for p in sub.query_params}
+    unknown = sorted({k for k in request.query_params if k not in known})
+    if unknown:
+        raise RequestValidationError([{"loc": ("query", k), "msg": "unknown query parameter", "type": "extra_forbidden"}
+                                      for k in unknown])
+
+
 def build_router(svc: Service, auth: Auth, metrics: Metrics) -> APIRouter:
     """The API's routes; reads need the token only when ``auth.protect_reads``."""
     rd, wr = auth.dependencies()
     read_err = (401, 403) if auth.protect_reads else ()
-    r = APIRouter()
+    r = APIRouter(dependencies=[Depends(known_query_only)])
 
     @r.get("/health", response_model=S.Health, tags=["service"])
     def health() -> dict:

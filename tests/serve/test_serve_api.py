@@ -321,3 +321,22 @@ def test_category_filter_sees_items_added_and_recategorised_through_the_api(titl
         assert skillets()[0] == "NEW-PAN"  # the best match for the newest history title
         assert c.patch("/items/NEW-PAN", json={"categories": ["Pan"]}, headers=AUTH).status_code == 200
         assert "NEW-PAN" not in skillets()
+
+
+def test_unknown_query_parameters_are_named_not_ignored(pop_dir, tmp_path):
+    """A misspelt query parameter (``?limt=5``) is a 422 naming it, in the one error body; the
+    declared ones still work (the OpenAPI document lists exactly what a route takes)."""
+    from fastapi.testclient import TestClient
+
+    from genrec.serve.app import create_app
+
+    app = create_app(pop_dir, f"sqlite:///{tmp_path / 'q.db'}", token=TOKEN)
+    with TestClient(app) as c:
+        ok = c.get("/users", params={"limit": 5})
+        assert ok.status_code == 200 and "users" in ok.json()
+        bad = c.get("/users", params={"limt": 5, "limit": 5})
+        assert bad.status_code == 422
+        body = bad.json()
+        assert "limt" in body["detail"] and body["errors"][0]["loc"] == ["query", "limt"]
+        assert c.get("/health", params={"x": 1}).status_code == 422
+        assert c.get("/users/u1/history", params={"limit": 3}).status_code in (200, 404)
