@@ -48,9 +48,9 @@ def sequences_from_events(users: Sequence[str], items: Sequence[str], times: Seq
     seqs: dict[str, list[str]] = {}
     tms: dict[str, list[float]] | None = None if times is None else {}
     for u, rows in by_user.items():
-        if times is not None:
+        if times is not None and tms is not None:
             rows.sort(key=times.__getitem__)
-            tms[u] = [float(times[r]) for r in rows]  # type: ignore[index]
+            tms[u] = [float(times[r]) for r in rows]
         seqs[u] = [items[r] for r in rows]
     return Sequences(seqs, tms, [note])
 
