@@ -120,15 +120,11 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests"
 
 
 def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
+    """The run card's machine facts (one helper for every results page), plus the Python version."""
+    from genrec.eval.runcard import machine as card_machine
+
+    m = card_machine()
+    return {"cpu": m.get("cpu", m["processor"]), "cores": m["cpus"], "python": platform.python_version()}
 
 
 def git_commit() -> str:

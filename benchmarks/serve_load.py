@@ -253,17 +253,12 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPU(s) ({cpu}), "
-            f"1-min load average {load1:.1f} at the start, Python {platform.python_version()}")
+    """One line from the run card's machine facts (the one helper) and the load at the start."""
+    from genrec.eval.runcard import load_average, machine as card_machine
+
+    m = card_machine()
+    return (f"{m['platform']}, {m['cpus']} CPU(s) ({m.get('cpu', m['processor'])}), "
+            f"1-min load average {load_average()[0]:.1f} at the start, Python {platform.python_version()}")
 
 
 def main() -> None:
