@@ -103,7 +103,9 @@ def set_threads(n: int | None) -> None:
     """Limit torch, BLAS/OpenMP and numba to ``n`` threads, process-wide."""
     if n is None:
         return
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    # GENREC_THREADS is what genrec.torch_utils.set_threads falls back to when a model has no
+    # `threads` parameter of its own.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS", "GENREC_THREADS"):
         os.environ[var] = str(n)  # read by libraries imported after this
     try:
         from threadpoolctl import threadpool_limits

@@ -7,7 +7,6 @@ at run time, and nothing about the machine is typed into a page.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -15,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+from genrec.cli_support import set_threads
 from genrec.experiments.config import BenchConfig, ModelConfig
 
 
@@ -34,16 +34,6 @@ def cpu_flags() -> list[str]:
     except OSError:
         return []
     return [x for x in SPEED_FLAGS if x in flags]
-
-
-def _use_threads(n: int | None) -> None:
-    """Cap intra-op threads before torch is imported (it reads OMP_NUM_THREADS), and after."""
-    if n is None:
-        return
-    os.environ["OMP_NUM_THREADS"] = os.environ["GENREC_THREADS"] = str(n)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(n)
 
 
 def model_params(m: ModelConfig, seed: int) -> dict[str, Any]:
@@ -111,7 +101,7 @@ def run(cfg: BenchConfig, config_path: str | Path, *, out_dir: str | Path | None
     config_path = Path(config_path)
     out = Path(out_dir) if out_dir is not None else (config_path.parent / cfg.out).resolve()
     started, load_start, t0 = _now(), load_average(), time.perf_counter()
-    _use_threads(cfg.threads)
+    set_threads(cfg.threads)
     split = load_split(cfg.data, cfg.seed)
     protocol, pre = preprocess_for(cfg.data.dataset, cfg.data.split, cfg.data.preprocess)
     log(f"{cfg.data.dataset}: split {protocol} ({pre}), {len(split.train):,} training users, "
