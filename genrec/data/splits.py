@@ -173,7 +173,8 @@ def _user_split(seqs: Sequences, seed: int, ratios):
 
 def _loo_split(seqs: Sequences):
     train_items: dict[str, list[str]] = {}
-    train_times: dict[str, list[float]] | None = {} if seqs.times is not None else None
+    times = seqs.times
+    train_times: dict[str, list[float]] = {}
     valid, test = [], []
     for u, s in seqs.items.items():
         # From 3 items on, the last item tests, the second last validates and the rest trains. With
@@ -186,11 +187,11 @@ def _loo_split(seqs: Sequences):
         n_train = len(s) - n_eval
         if n_train:
             train_items[u] = list(s[:n_train])
-            if train_times is not None and seqs.times is not None:
-                train_times[u] = list(seqs.times[u][:n_train])
+            if times is not None:
+                train_times[u] = list(times[u][:n_train])
     lengths = [len(s) for s in seqs.items.values()]
     info = {"users_shorter_than_3": sum(n < 3 for n in lengths), "users_single_item": lengths.count(1)}
-    return Sequences(train_items, train_times, list(seqs.log)), valid, test, info
+    return Sequences(train_items, train_times if times is not None else None, list(seqs.log)), valid, test, info
 
 
 def _temporal_split(seqs: Sequences, q: tuple[float, float]):
