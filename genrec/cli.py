@@ -297,14 +297,36 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
           protect_reads: bool = typer.Option(False, "--protect-reads", help="Require the token for reads too."),
           open_writes: bool = typer.Option(False, "--open-writes",
                                            help="Without $GENREC_TOKEN, let anyone who can reach the service write "
-                                                "(local development only; also GENREC_OPEN_WRITES=1).")) -> None:
+                                                "(local development only; also GENREC_OPEN_WRITES=1)."),
+          chat_backend: str = typer.Option(None, "--chat-backend", help="LLM that turns chat messages into search "
+                                           "queries: 'smollm2-135m', 'hf:<id or folder>', 'openai:<base_url>#<model>' "
+                                           "(prompts leave the process) or 'scratch'; default: none (the message "
+                                           "is the query)."),
+          chat_embedder: str = typer.Option(None, "--chat-embedder", help="Sentence embedder for chat search "
+                                            "besides BM25: 'all-minilm-l6-v2' (packaged) or a sentence-transformers "
+                                            "id/folder; default: BM25 only."),
+          chat_send_user_id: bool = typer.Option(False, "--chat-send-user-id",
+                                                 help="Put the user id in chat LLM prompts (default: never)."),
+          chat_send_profile: bool = typer.Option(False, "--chat-send-profile", help="Put the user's own item titles "
+                                                 "(their history) in chat LLM prompts (default: never)."),
+          chat_llm_cache: str = typer.Option("off", "--chat-llm-cache", help="Record-replay cache of chat LLM calls "
+                                             "(it stores prompts, so user messages): off, record or replay; its "
+                                             "file is logged at start and shown by /health.")) -> None:
     """Serve a saved model over HTTP with a web page at /. Write endpoints need the bearer token in
     $GENREC_TOKEN (kept out of the command line, where `ps` would show it); without it they answer
-    403 unless --open-writes is given."""
+    403 unless --open-writes is given. POST /chat is the conversational recommender (--chat-*)."""
+    from genrec.serve.chatting import ChatConfig
     from genrec.serve.server import run
 
+    chat = ChatConfig(backend=chat_backend, embedder=None if (chat_embedder or "none").lower() == "none"
+                      else chat_embedder, send_user_id=chat_send_user_id, send_profile=chat_send_profile,
+                      llm_cache=chat_llm_cache)
+    try:
+        chat.check()
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--chat-backend / --chat-llm-cache") from None
     run(model_dir=model_dir, db_url=db, host=host, port=port, protect_reads=protect_reads or None,
-        open_writes=open_writes or None)
+        open_writes=open_writes or None, chat=chat)
 
 
 from genrec.experiments.cli import bench  # noqa: E402  (experiments: `genrec bench CONFIG`)

@@ -28,6 +28,8 @@ from fastapi import FastAPI
 
 from genrec.errors import GenrecError
 from genrec.serve.auth import Auth
+from genrec.serve.chat_routes import build_chat_router
+from genrec.serve.chatting import ChatConfig, ChatEngine
 from genrec.serve.docs import mount_docs, mount_page
 from genrec.serve.metrics import BodyLimitMiddleware, Metrics, MetricsMiddleware
 from genrec.serve.routes import add_error_handlers, build_router
@@ -39,7 +41,7 @@ MAX_BODY = 1_000_000
 
 def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: str | None = None,
                protect_reads: bool = False, open_writes: bool = False, refresh_seconds: float = 1.0,
-               swap_edits: bool = True) -> FastAPI:
+               swap_edits: bool = True, chat: "ChatConfig | None" = None) -> FastAPI:
     """The service for a model object or a saved model folder, persisting to ``db_url``.
 
     Write endpoints (and read endpoints too when ``protect_reads``) require
@@ -47,7 +49,8 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
     (local development: anyone who can reach the service may write). Servers sharing a database
     see each other's catalog changes within ``refresh_seconds``. ``swap_edits=False`` edits a
     title-search model in place, under the lock recommendations take (the old behaviour, kept
-    for the load benchmark's comparison). Raises :class:`GenrecError`
+    for the load benchmark's comparison). ``chat`` configures ``POST /chat`` (default: no LLM, BM25
+    title search; :class:`genrec.serve.chatting.ChatConfig`). Raises :class:`GenrecError`
     when the model folder or the database cannot be opened.
     """
     model = _load(model_or_dir)
@@ -55,10 +58,16 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
     svc = Service(model, store, refresh_seconds=refresh_seconds, swap_edits=swap_edits)
     auth = Auth(token, protect_reads, open_writes)
     metrics = Metrics()
+    try:
+        engine = ChatEngine(svc, chat)
+    except ValueError as e:
+        store.close()
+        raise GenrecError(f"chat: {e}") from e
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):  # noqa: ANN202
         yield
+        engine.close()
         store.close()
 
     app = FastAPI(title="genrec", version=_version(), lifespan=lifespan, docs_url=None,
@@ -66,13 +75,14 @@ def create_app(model_or_dir: Any, db_url: str = "sqlite:///genrec.db", token: st
                               "need `Authorization: Bearer <token>` (403 when the service has no token, unless "
                               "it was started with --open-writes)" + (", and so do reads" if protect_reads else
                                                                       "; reads are open") + ".")
-    app.state.service, app.state.metrics, app.state.auth = svc, metrics, auth
+    app.state.service, app.state.metrics, app.state.auth, app.state.chat = svc, metrics, auth, engine
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     add_error_handlers(app)
     mount_page(app)
     mount_docs(app)
-    app.include_router(build_router(svc, auth, metrics))
+    app.include_router(build_router(svc, auth, metrics, engine.info))
+    app.include_router(build_chat_router(engine, auth))
     return app
 
 

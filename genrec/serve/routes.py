@@ -4,7 +4,7 @@ its domain errors to status codes. Every error answer has one body (:class:`sche
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import Annotated, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -77,16 +77,17 @@ def known_query_only(request: Request) -> None:
                                       for k in unknown])
 
 
-def build_router(svc: Service, auth: Auth, metrics: Metrics) -> APIRouter:
-    """The API's routes; reads need the token only when ``auth.protect_reads``."""
+def build_router(svc: Service, auth: Auth, metrics: Metrics, chat_info: Callable[[], dict] | None = None) -> APIRouter:
+    """The API's routes; reads need the token only when ``auth.protect_reads``. ``chat_info``:
+    what ``/health`` says about ``POST /chat`` (its LLM, what it may send, where its cache writes)."""
     rd, wr = auth.dependencies()
     read_err = (401, 403) if auth.protect_reads else ()
     r = APIRouter(dependencies=[Depends(known_query_only)])
 
     @r.get("/health", response_model=S.Health, tags=["service"])
     def health() -> dict:
-        """Liveness and what is served (always open)."""
-        return {**svc.health(), "auth": auth.modes()}
+        """Liveness and what is served (always open), with the chat's LLM and where its cache writes."""
+        return {**svc.health(), "auth": auth.modes(), "chat": chat_info() if chat_info else None}
 
     @r.get("/metrics", tags=["service"], dependencies=rd, responses=_doc(*read_err))
     def get_metrics() -> dict:

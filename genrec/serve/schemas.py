@@ -332,6 +332,8 @@ class Health(BaseModel):
     database: str
     database_ok: bool
     auth: dict
+    chat: dict | None = Field(None, description="POST /chat: its LLM (null: none), whether prompts leave the process "
+                                                "(remote), what they may hold, where the LLM cache writes (null: off).")
 
 
 class FieldError(BaseModel):

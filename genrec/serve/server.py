@@ -21,12 +21,13 @@ DEFAULT_DB = "sqlite:///genrec.db"
 
 def run(model_dir: str | Path, db_url: str | None = None, host: str = "127.0.0.1", port: int = 8000,
         token: str | None = None, protect_reads: bool | None = None, open_writes: bool | None = None,
-        log_level: str = "info", limits=None) -> None:  # noqa: ANN001
+        log_level: str = "info", limits=None, chat=None) -> None:  # noqa: ANN001
     """Load the model and serve it with uvicorn (one worker). Unset arguments come from the
     environment (see the module docstring); ``db_url`` defaults to ``sqlite:///genrec.db``.
 
     Raises :class:`GenrecError` (the CLI exits non-zero) when the model folder or database cannot
-    be used, or an environment variable is malformed.
+    be used, or an environment variable is malformed. ``chat``: a
+    :class:`genrec.serve.chatting.ChatConfig` (its LLM, cache and what prompts may hold are logged).
     """
     import uvicorn
 
@@ -42,7 +43,7 @@ def run(model_dir: str | Path, db_url: str | None = None, host: str = "127.0.0.1
     limits = limits or limits_from_env()
     logging.basicConfig(level=getattr(logging, log_level.upper(), logging.INFO))
     app = create_app(model_dir, db_url, token=token, protect_reads=protect_reads, open_writes=open_writes,
-                     swap_edits=not env_flag("GENREC_EDITS_IN_PLACE"))
+                     swap_edits=not env_flag("GENREC_EDITS_IN_PLACE"), chat=chat)
     for w in app.state.auth.warnings(host):
         log.warning(w)
     uvicorn.Server(uvicorn_config(app, host, port, limits, log_level)).run()

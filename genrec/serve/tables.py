@@ -10,6 +10,9 @@ earlier version (columns and indexes added; nothing dropped).
   the value of ``catalog_seq`` when the row was last written: the row's version for optimistic
   concurrency, and how a server finds the rows changed since it last looked.
 - ``catalog_seq(id=1, seq)``: a counter bumped by every catalog write.
+- ``chat_conversations(id, user_id, history, n_turns, ...)`` and ``chat_turns(conversation_id,
+  turn, message, queries, items, answer, prompt, ...)``: ``POST /chat``'s multi-turn context
+  (:mod:`genrec.serve.chat_store`); deleting a conversation deletes its turns.
 """
 
 from __future__ import annotations
@@ -65,6 +68,30 @@ catalog_seq = Table(
     "catalog_seq", metadata,
     Column("id", Integer, primary_key=True),
     Column("seq", BigInteger, nullable=False),
+)
+
+chat_conversations = Table(
+    "chat_conversations", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", String(ID_LEN), nullable=True),
+    Column("history", Text, nullable=True),  # JSON list of item ids, for a conversation started with one
+    Column("n_turns", Integer, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+chat_turns = Table(
+    "chat_turns", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("conversation_id", String(64), ForeignKey("chat_conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("turn", Integer, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("queries", Text, nullable=False),  # JSON list of {"query", "source"}
+    Column("items", Text, nullable=False),  # JSON list of the item ids answered
+    Column("answer", Text, nullable=False),
+    Column("prompt", Text, nullable=True),  # JSON: the exact prompt sent to the LLM, or null
+    Column("created_at", Float, nullable=False),
+    Index("ux_chat_turns_conv_turn", "conversation_id", "turn", unique=True),
 )
 
 # Columns added since the first release, with the SQL type to add them as.

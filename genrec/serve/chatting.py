@@ -1,0 +1,345 @@
+"""``POST /chat`` in the domain (no HTTP): a conversational recommender in the manner of Chat-Rec.
+
+One turn:
+
+1. Context: the conversation's earlier turns (from the database), the user's history (stored
+   events for ``user``, or an explicit ``history``).
+2. Queries: with an LLM configured (``--chat-backend``), the LLM writes one search query from the
+   message and the earlier turns (:mod:`genrec.prompts.chat`; one greedy generation). Always also
+   the message itself and, from the second turn on, the recent messages joined (so "cheaper than
+   that" is read with what "that" was). Without an LLM the endpoint works the same without the
+   first query (the deterministic fallback).
+3. Candidates: per query, BM25 over titles and (with ``--chat-embedder``) MiniLM cosine search;
+   and the served model's own recommendations for the history (collaborative candidates).
+4. Ranking: a weighted sum of normalised scores over those lists (:func:`.chat_search.fuse`):
+   each query's text lists weigh 1 (the message 0.5 and the context 0.25 when an LLM query leads;
+   the context 0.5 otherwise), the collaborative list ``cf_weight`` (0.25), so the request leads
+   and the user's model breaks near-ties; the LLM does not rank. Items shown in the last turn, the history (unless
+   ``exclude_history`` is false), deleted and excluded ids never come back.
+5. Reasons: per item, fixed sentences from its evidence (the queries that found it, the words it
+   shares with the message, its rank among the collaborative candidates), so nothing is invented.
+
+Privacy: the LLM prompt holds the messages and catalog titles only; the user's id and their own
+items (the profile) are added only when the service was started with ``send_user_id`` /
+``send_profile``. The exact prompt is returned with the answer and by ``POST /chat/preview``
+(which calls nothing). LLM calls are not cached unless ``llm_cache`` says so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from genrec.core.why import Evidence, Explanation, Query, Why
+from genrec.errors import GenrecError
+from genrec.retrieval.bm25 import tokenize
+from genrec.prompts.chat import ChatContext, query_prompt, read_query
+from genrec.serve import chat_schemas as C
+from genrec.serve import schemas as S
+from genrec.serve.chat_search import Ranked, TitleSearch, fuse, normalise
+from genrec.serve.chat_store import ChatStore, Conversation, Turn
+from genrec.serve.errors import Conflict
+from genrec.serve.recommending import HISTORY_EVENTS, _dedup_last, _read_why
+
+if TYPE_CHECKING:
+    from genrec.serve.service import Service
+
+log = logging.getLogger("genrec.serve")
+CONTEXT_TURNS = 3  # earlier turns the prompt and the context query see
+
+
+@dataclass(frozen=True)
+class ChatConfig:
+    """How ``POST /chat`` works (``genrec serve --chat-*``). ``backend``: an LLM spec
+    (:func:`genrec.models.rerank.backends.parse_backend`: smollm2-135m, hf:..., openai:URL#MODEL,
+    scratch) or None for the deterministic fallback; ``embedder``: a sentence-transformers model
+    (``all-minilm-l6-v2``) or None for BM25 only; ``llm_cache``: off, record or replay."""
+
+    backend: str | None = None
+    embedder: str | None = None
+    send_user_id: bool = False
+    send_profile: bool = False
+    llm_cache: str = "off"
+    cf_weight: float = 0.25
+    candidates: int = 50
+    max_new_tokens: int = 24
+
+    def check(self) -> None:
+        from genrec.llm.cache import normalise_mode
+        from genrec.models.rerank.backends import parse_backend
+
+        if self.backend is not None:
+            parse_backend(self.backend)
+        normalise_mode(self.llm_cache)
+        if self.cf_weight < 0 or self.candidates < 1 or self.max_new_tokens < 1:
+            raise ValueError("cf_weight must be >= 0, candidates and max_new_tokens >= 1")
+
+
+class ChatEngine:
+    """The conversational recommender over a :class:`~genrec.serve.service.Service`."""
+
+    def __init__(self, svc: "Service", config: ChatConfig | None = None) -> None:
+        self.svc, self.config = svc, config or ChatConfig()
+        self.config.check()
+        self.store = ChatStore(svc.store)
+        self.search = TitleSearch(lambda: svc.catalog, lambda: svc.state.version, self.config.embedder)
+        self.llm: Any = None
+        self.remote = False
+        if self.config.backend is not None:
+            self.llm, self.remote = _open_llm(self.config, svc.catalog.titles)
+        self.chat_prompts = self.llm is None or self.remote or bool(getattr(getattr(self.llm, "tokenizer", None),
+                                                                            "chat_template", None))
+        for line in self.describe_lines():
+            log.info(line)
+
+    def close(self) -> None:
+        """Close the LLM's HTTP client or cache file, if any."""
+        for obj in (self.llm, getattr(self.llm, "cache", None)):
+            close = getattr(obj, "close", None)
+            if callable(close):
+                close()
+
+    # -- what is configured ------------------------------------------------------------------------
+    def info(self) -> dict:
+        """For ``/health``: the LLM (or none), whether it is out of process, what may be sent,
+        and where the LLM cache writes (null when off)."""
+        cache = getattr(self.llm, "cache", None)
+        return {"backend": self.config.backend, "remote": self.remote,
+                "llm_cache": None if cache is None else {"mode": cache.mode, "path": str(cache.path)},
+                "send_user_id": self.config.send_user_id, "send_profile": self.config.send_profile,
+                "search": self.search.describe(), "cf_weight": self.config.cf_weight}
+
+    def describe_lines(self) -> list[str]:
+        i = self.info()
+        where = "none (the message itself is the query)" if i["backend"] is None else \
+            f"{i['backend']} ({'out of process: prompts leave this process' if i['remote'] else 'in process'})"
+        cache = "off" if i["llm_cache"] is None else f"{i['llm_cache']['mode']}, writing to {i['llm_cache']['path']}"
+        return [f"chat LLM: {where}", f"chat LLM cache: {cache}",
+                f"chat prompts include the user id: {'yes' if i['send_user_id'] else 'no'}; "
+                f"the user's own items: {'yes' if i['send_profile'] else 'no'}"]
+
+    # -- one turn ------------------------------------------------------------------------------------
+    def preview(self, req: C.ChatRequest) -> dict:
+        """What ``respond`` would send to the LLM for this request (nothing is called or stored)."""
+        conv, user, hist_ids, _, notes = self._context(req)
+        prompt = self._prompt(req, conv, user, hist_ids) if self.llm is not None else None
+        return {"conversation_id": req.conversation_id, "turn": (conv.turns[-1].turn if conv and conv.turns else 0) + 1,
+                "llm": self._llm_out(prompt, used=False), "notes": notes}
+
+    def respond(self, req: C.ChatRequest) -> dict:
+        svc = self.svc
+        svc.sync()
+        conv, user, history, history_out, notes = self._context(req)
+        turn_no = (conv.turns[-1].turn if conv and conv.turns else 0) + 1
+        earlier = [t.message for t in conv.turns[-CONTEXT_TURNS:]] if conv else []
+        shown = set(conv.turns[-1].items) if conv and conv.turns else set()
+
+        queries: list[dict[str, Any]] = []
+        prompt, error = None, None
+        if self.llm is not None:
+            prompt = self._prompt(req, conv, user, history)
+            written, error = self._ask(prompt)
+            if written:
+                queries.append({"query": written, "source": "llm", "weight": 1.0})
+            elif error is None:
+                notes.append("the LLM wrote no usable query; the message is the query")
+            if error:
+                notes.append(f"the LLM failed ({error}); answered without it")
+        lead = 0.5 if queries else 1.0
+        queries.append({"query": req.message.strip(), "source": "message", "weight": lead})
+        if earlier:
+            queries.append({"query": " ".join(earlier[-2:] + [req.message.strip()]), "source": "context",
+                            "weight": lead / 2})
+
+        excluded = set(svc.state.deleted) | set(req.exclude_ids) | shown
+        if req.exclude_history:
+            excluded |= set(history)
+        keep = self._keeper(req, excluded)
+        n = self.config.candidates
+        lists: list[Ranked] = []
+        for qn, q in enumerate(queries):
+            for source, ids, scores in self.search.search(q["query"], n, excluded):
+                norm = normalise(source, scores)
+                kept = [(i, s) for i, s in zip(ids, norm) if keep(i)]
+                lists.append(Ranked(source, q["weight"], tuple(i for i, _ in kept), tuple(s for _, s in kept), qn))
+        cf, cf_why = self._collaborative(history, req, excluded, keep)
+        if cf and self.config.cf_weight > 0:
+            lists.append(Ranked("collaborative", self.config.cf_weight, tuple(cf),
+                                tuple(normalise("collaborative", [0.0] * len(cf)))))
+        fused = fuse(lists)[:req.k]
+        if len(fused) < req.k:
+            notes.append(f"only {len(fused)} item(s) matched and passed the filters")
+        items, why = self._explain(fused, lists, queries, cf, cf_why, req.message, bool(history))
+        answer = self._answer(req.message, queries, items, bool(cf))
+        conv_id = self.store.add_turn(
+            conv.id if conv else None,
+            Turn(turn_no, req.message, [{"query": q["query"], "source": q["source"]} for q in queries],
+                 [x["item_id"] for x in items], answer, prompt),
+            user_id=req.user, history=None if req.history is None else history)
+        return {"conversation_id": conv_id, "turn": turn_no, "model": svc.name, "user": user, "answer": answer,
+                "queries": [{**q, "items": list(why.queries[n].items)} for n, q in enumerate(queries)],
+                "items": items, "why": why.to_dict(), "history": history_out,
+                "ranking": "weighted sum of normalised scores: title search (BM25"
+                           + (" + embeddings" if self.search.embed is not None else "")
+                           + f") per query, and the served model's ranks (weight {self.config.cf_weight:g})",
+                "llm": self._llm_out(prompt, used=prompt is not None and error is None, error=error),
+                "notes": notes}
+
+    def conversation(self, conv_id: str) -> dict:
+        """``GET /chat/{id}``: every turn, oldest first."""
+        conv = self.store.get(conv_id)
+        return {"conversation_id": conv.id, "user": conv.user_id,
+                "turns": [{"turn": t.turn, "message": t.message, "answer": t.answer, "queries": t.queries,
+                           "items": [self.svc.ref(i) for i in t.items], "prompt": t.prompt} for t in conv.turns]}
+
+    # -- steps ---------------------------------------------------------------------------------------
+    def _context(self, req: C.ChatRequest) -> tuple[Conversation | None, str | None, list[str], list[dict], list[str]]:
+        """``(conversation, user, history ids, history refs, notes)``; a continued conversation keeps
+        the user (or history) it was started with."""
+        conv = self.store.get(req.conversation_id, last=CONTEXT_TURNS) if req.conversation_id else None
+        user, entries = req.user, req.history
+        if conv is not None:
+            if (user is not None and user != conv.user_id) or (entries is not None and conv.user_id is not None):
+                raise Conflict("this conversation was started for another user; start a new one")
+            if user is None and entries is None:
+                user, entries = conv.user_id, conv.history
+        notes: list[str] = []
+        if user is not None:
+            rows = self.svc.store.history(user, limit=HISTORY_EVENTS) or []
+            ids = [r.item_id for r in rows]
+        else:
+            ids, unresolved = self.svc.state.resolve(entries or [])
+            if unresolved:
+                notes.append(f"{len(unresolved)} history entr{'y' if len(unresolved) == 1 else 'ies'} matched no item")
+        history = _dedup_last(ids)[-S.MAX_HISTORY:]
+        return conv, user, history, [self.svc.ref(i) for i in history], notes
+
+    def _prompt(self, req: C.ChatRequest, conv: Conversation | None, user: str | None, history: list[str]) -> Any:
+        cat = self.svc.catalog
+        last = conv.turns[-1] if conv and conv.turns else None
+        ctx = ChatContext(
+            message=req.message,
+            earlier=[t.message for t in conv.turns[-CONTEXT_TURNS:]] if conv else [],
+            shown=[cat[i].title for i in (last.items[:5] if last else []) if i in cat],
+            profile=[cat[i].title for i in history[-10:] if i in cat] if self.config.send_profile else [],
+            user_id=user if self.config.send_user_id else None)
+        return query_prompt(ctx, chat=self.chat_prompts)
+
+    def _ask(self, prompt: Any) -> tuple[str, str | None]:
+        """The LLM's query (cleaned), or ``("", reason)`` when the call failed: a chat turn is
+        answered without the LLM rather than failing."""
+        from genrec.llm.types import GenParams
+
+        try:
+            gen = self.llm.generate([prompt], GenParams(max_new_tokens=self.config.max_new_tokens))[0]
+        except (GenrecError, OSError, RuntimeError, ValueError) as e:
+            log.warning("chat LLM call failed: %s", e)
+            return "", f"{type(e).__name__}: {str(e)[:200]}"
+        return read_query(gen[0].text if gen else ""), None
+
+    def _keeper(self, req: C.ChatRequest, excluded: set[str]):  # noqa: ANN202
+        catalog, cat = self.svc.catalog, req.category.casefold() if req.category else None
+
+        def keep(i: str) -> bool:
+            if i in excluded:
+                return False
+            it = catalog.get(i)
+            return it is not None and (cat is None or any(c.casefold() == cat for c in it.categories))
+        return keep
+
+    def _collaborative(self, history: list[str], req: C.ChatRequest, excluded: set[str], keep) -> tuple:  # noqa: ANN001
+        """The served model's top ``candidates`` for the history (what ``/recommend`` would give)."""
+        svc = self.svc
+        n = min(len(svc.catalog), self.config.candidates + (0 if svc.takes_exclude else len(excluded)))
+        extra = frozenset(excluded) if svc.takes_exclude else frozenset()
+        items, _, why, _ = svc.batcher.submit(history, max(n, 1), req.exclude_history, extra)
+        return [i for i in items if keep(i)][:self.config.candidates], _read_why(why, svc.name, [])
+
+    def _explain(self, fused, lists, queries, cf, cf_why, message, has_history) -> tuple[list[dict], Why]:  # noqa: ANN001
+        cat = self.svc.catalog
+        final = [i for i, _ in fused]
+        kept = set(final)
+        found: list[list[str]] = [[] for _ in queries]
+        first: dict[str, tuple[int, str, int]] = {}  # item -> (query, source, rank) of its best text hit
+        for lst in lists:
+            if lst.query is None:
+                continue
+            for r, i in enumerate(lst.items, 1):
+                if i in kept and i not in found[lst.query]:
+                    found[lst.query].append(i)
+                if i not in first or r < first[i][2]:
+                    first[i] = (lst.query, lst.source, r)
+        cf_rank = {i: r for r, i in enumerate(cf, 1)}
+        msg_words = set(tokenize(message))
+        items, expl = [], []
+        for rank, (i, score) in enumerate(fused, 1):
+            it = cat[i]
+            ev: list[Evidence] = []
+            parts: list[str] = []
+            sources = sorted({lst.source for lst in lists if i in lst.items})
+            if i in first:
+                qn, src, r = first[i]
+                ev.append(Evidence("query", queries[qn]["query"]))
+                parts.append(f"{'title' if src == 'bm25' else 'meaning'} match {r} for "
+                             f"{_SOURCE[queries[qn]['source']]} \u201c{_short(queries[qn]['query'])}\u201d")
+            shared = sorted(msg_words & set(tokenize(it.title)))
+            if shared:
+                parts.append(f"its title shares {', '.join(shared[:4])} with your message")
+            if i in cf_rank:
+                parts.append(f"{self.svc.name} ranks it {cf_rank[i]} for "
+                             + ("your history" if has_history else "a user without history"))
+                model_expl = cf_why.explanation_for(i)
+                if model_expl is not None:
+                    ev.extend(model_expl.evidence)
+            if it.brand:
+                ev.append(Evidence("attribute", it.brand, field="brand", item_id=i))
+            text = "; ".join(parts) or "no stated reason"
+            e = Explanation(i, text[0].upper() + text[1:], tuple(ev))
+            expl.append(e)
+            items.append({"rank": rank, "item_id": i, "title": it.title, "score": float(score), "brand": it.brand,
+                          "categories": list(it.categories), "sources": sources, "explanation": e.to_dict()})
+        why = Why(tuple(Query(q["query"], q["weight"], tuple(found[n])) for n, q in enumerate(queries)),
+                  tuple(expl), filled_by_popularity=0,
+                  extra={"collaborative_candidates": len(cf)})
+        return items, why
+
+    def _answer(self, message: str, queries: list[dict], items: list[dict], has_cf: bool) -> str:
+        """The reply's sentence, from what was done (fixed wording: nothing in it is generated)."""
+        if not items:
+            return "I found nothing for that in the catalog. Try other words."
+        text_hits = sum(1 for x in items if {"bm25", "embedding"} & set(x["sources"]))
+        both = sum(1 for x in items if "collaborative" in x["sources"] and {"bm25", "embedding"} & set(x["sources"]))
+        llm = next((q["query"] for q in queries if q["source"] == "llm"), None)
+        head = f"Here are {len(items)} item{'s' if len(items) != 1 else ''}"
+        head += f" for \u201c{_short(llm)}\u201d" if llm else f" for \u201c{_short(message)}\u201d"
+        if text_hits == 0:
+            return head + ": no title matched your words, so these come from your history alone."
+        tail = f"; {both} of them also fit your history" if has_cf and both else ""
+        return f"{head}: {text_hits} matched the search{tail}."
+
+    def _llm_out(self, prompt: Any, used: bool, error: str | None = None) -> dict:
+        return {"backend": self.config.backend, "remote": self.remote, "used": used, "prompt": prompt,
+                "sent": {"user_id": self.config.send_user_id, "profile": self.config.send_profile},
+                "error": error}
+
+
+_SOURCE = {"llm": "the LLM's query", "message": "your message", "context": "the conversation"}
+
+
+def _short(text: str, n: int = 80) -> str:
+    t = " ".join(str(text).split())
+    return t if len(t) <= n else t[:n - 1] + "\u2026"
+
+
+def _open_llm(config: ChatConfig, titles: list[str]) -> tuple[Any, bool]:
+    """``(backend, out of process?)`` for the configured spec."""
+    from genrec.models.rerank import backends as B
+    from genrec.prompts.chat import TEMPLATES
+
+    spec = B.parse_backend(str(config.backend))
+    cache = None if config.llm_cache == "off" else config.llm_cache
+    if spec.kind == "scratch":
+        words = [t.words() for t in TEMPLATES.values()] * 20
+        return B.scratch_backend(list(titles) + words, cache=cache), False
+    return B.open_backend(spec, cache=cache), spec.kind == "openai"
