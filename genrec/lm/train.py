@@ -45,6 +45,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0     # optimizer steps between checkpoints (0: at each epoch end only)
     max_steps: int | None = None  # stop (with a checkpoint) after this many optimizer steps in total
+    time_budget: float | None = None  # stop (validated, with a checkpoint) after this many seconds
     patience: int | None = None   # stop when validation has not improved for this many epochs
     progress: bool = True
 
@@ -191,7 +192,7 @@ class LMModule(TrainableModule):
 def trainer_config(cfg: TrainConfig, device, *, desc: str = "lm") -> "TrainerConfig":
     from genrec.training import TrainerConfig
 
-    return TrainerConfig(max_epochs=cfg.epochs, max_steps=cfg.max_steps, patience=cfg.patience,
+    return TrainerConfig(max_epochs=cfg.epochs, max_steps=cfg.max_steps, patience=cfg.patience, time_budget=cfg.time_budget,
                          valid_metric="valid", grad_accum=cfg.grad_accum, max_grad_norm=cfg.max_grad_norm or None,
                          precision=cfg.bf16, device=None if device is None else str(device), seed=cfg.seed,
                          checkpoint_dir=cfg.checkpoint_dir, checkpoint_every=cfg.checkpoint_every,

@@ -34,6 +34,12 @@ Deviations from the paper, on purpose:
   gives 0.210 (demo shop, seed 0, `genrec evaluate -d demo -s user -m gpt4rec`, 2026-12-02).
 - BM25 k1/b are grid-searched on validation users (as the paper) over a small grid; generated
   queries are cached so the grid does not regenerate them.
+- Pre-trained LM levers (:mod:`genrec.lm.adapt`; all off by default, so the scratch default is
+  unchanged): ``keep_layers`` keeps the first n transformer blocks, ``lora_r > 0`` trains LoRA
+  adapters (merged into the weights after training), ``max_history`` keeps the last n titles in
+  a prompt (besides ``max_title_tokens``/``max_prompt_tokens``), ``time_budget`` stops training
+  after that many seconds (validated and checkpointed). benchmarks/gpt4rec_pretrained.py
+  measures them.
 - ``checkpoint_dir``: checkpoints every epoch; a later ``fit`` with the same folder RESUMES from
   its ``last.pt`` (after a crash or interruption), so use a fresh folder for a new experiment.
 """
@@ -74,7 +80,10 @@ class GPT4Rec(QuerySearchRecommender):
                  max_prompt_tokens: int = 200, vocab_size: int = 4096, domain: str = "products",
                  valid_users: int = 50, valid_k: int = 10, patience: int | None = None,
                  warmup_ratio: float = 0.05, gen_batch_size: int = 16, seed: int = 0,
-                 device: str | None = None, checkpoint_dir: str | None = None, progress: bool = True) -> None:
+                 device: str | None = None, checkpoint_dir: str | None = None, progress: bool = True,
+                 keep_layers: int | None = None, lora_r: int = 0, lora_alpha: int = 16,
+                 lora_targets: str | None = None, max_history: int | None = None,
+                 time_budget: float | None = None) -> None:
         self.lm = lm
         self.num_queries = num_queries
         self.epochs = epochs
@@ -103,6 +112,12 @@ class GPT4Rec(QuerySearchRecommender):
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
+        self.keep_layers = keep_layers
+        self.lora_r = lora_r
+        self.lora_alpha = lora_alpha
+        self.lora_targets = lora_targets
+        self.max_history = max_history
+        self.time_budget = time_budget
 
     # -- fitting ----------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -114,6 +129,12 @@ class GPT4Rec(QuerySearchRecommender):
             raise ValueError(f"decode must be one of {', '.join(MODES)}; got {self.decode!r}")
         if self.epochs < 0:
             raise ValueError("epochs must be >= 0")
+        from genrec.lm.scratch import is_scratch
+
+        if is_scratch(self.lm) and (self.keep_layers is not None or self.lora_r):
+            raise ValueError(f"keep_layers and lora_r apply to a pre-trained lm, not the scratch size {self.lm!r}")
+        if self.lora_r < 0 or (self.keep_layers is not None and self.keep_layers < 1):
+            raise ValueError("lora_r must be >= 0 and keep_layers >= 1 (or null)")
 
     def fit(self, split) -> "GPT4Rec":
         from genrec.lm.scratch import build_model, is_scratch, train_tokenizer
@@ -137,11 +158,12 @@ class GPT4Rec(QuerySearchRecommender):
             model = build_model(self.lm, tok, n_positions=n_pos,
                                 seed=self.seed)
         else:
-            model, tok = _load_pretrained(self.lm, self._device)
+            model, tok = _load_pretrained(self.lm, self._device, keep_layers=self.keep_layers,
+                                          lora=self._lora_spec())
         self._model, self._tok = model.to(self._device), tok
         self._backend = None
         self._builder = PromptBuilder(tok, template, max_title_tokens=self.max_title_tokens,
-                                      max_prompt_tokens=self.max_prompt_tokens)
+                                      max_prompt_tokens=self.max_prompt_tokens, max_items=self.max_history)
         self._title_ids = self._builder.titles_ids(self._require_fitted().titles)
         seqs = [[self._title_ids[j] for j in self._require_fitted().indices(s, skip_unknown=True)]
                 for s in split.train.items.values()]
@@ -149,7 +171,8 @@ class GPT4Rec(QuerySearchRecommender):
                                   template_loss=self.template_loss)
         valid = sample_cases(split.valid, self.valid_users, self.seed)
         eval_fn = (lambda _m: self._recall(valid, self.valid_k)) if valid else None
-        cfg = TrainConfig(epochs=self.epochs, lr=self.lr or (2e-3 if scratch else 1e-4), weight_decay=0.01,
+        default_lr = 2e-3 if scratch else (5e-4 if self.lora_r else 1e-4)
+        cfg = TrainConfig(epochs=self.epochs, lr=self.lr or default_lr, weight_decay=0.01, time_budget=self.time_budget,
                           warmup_ratio=self.warmup_ratio, batch_size=self.batch_size, grad_accum=self.grad_accum,
                           row_len=self._model.config.n_positions if scratch else 512,
                           target_only_loss=self.target_only_loss, seed=self.seed,
@@ -162,6 +185,12 @@ class GPT4Rec(QuerySearchRecommender):
             lm_info = res.fit_info  # the trainer's contract: epochs_run, best_epoch, stop_reason, ...
         else:
             self.train_history_, self.best_epoch_, lm_info = [], None, {}
+        if not scratch:
+            from genrec.lm.adapt import adapt_info, finish
+
+            self.adapt_info_ = {k: v for k, v in adapt_info(self._model).items() if k != "source"}
+            self._model = finish(self._model)  # LoRA merged: a plain model to generate with and save
+            self._backend = None
         self._model.eval()
         self.k1_, self.b_ = float(self.k1), float(self.b)
         self.bm25_grid_ = []
@@ -170,6 +199,15 @@ class GPT4Rec(QuerySearchRecommender):
         self.fit_info_ = {**lm_info, "train_examples": len(examples), "valid_users": len(valid), "scratch": scratch,
                           "fit_seconds": round(time.perf_counter() - t0, 2)}
         return self
+
+    def _lora_spec(self):
+        if not self.lora_r:
+            return None
+        from genrec.lm.adapt import LoraSpec
+
+        t = self.lora_targets
+        targets = None if not t else (t if t == "all-linear" else tuple(x.strip() for x in t.split(",") if x.strip()))
+        return LoraSpec(r=self.lora_r, alpha=self.lora_alpha, target_modules=targets)
 
     # -- recommending -----------------------------------------------------------------------------
     @property
@@ -238,18 +276,16 @@ class GPT4Rec(QuerySearchRecommender):
         self._model, self._tok = load_saved(path / LM_DIR, self._device)
         self._backend = None
         self._builder = PromptBuilder(self._tok, gpt4rec_template(self.domain),
-                                      max_title_tokens=self.max_title_tokens, max_prompt_tokens=self.max_prompt_tokens)
+                                      max_title_tokens=self.max_title_tokens, max_prompt_tokens=self.max_prompt_tokens,
+                                      max_items=getattr(self, "max_history", None))
         self._title_ids = self._builder.titles_ids(self._require_fitted().titles)
         self._build_index(self.k1_, self.b_)
 
 
-def _load_pretrained(name: str, device):
-    try:
-        from genrec.lm.load import load_causal_lm
-    except ImportError as e:  # the loader is a separate module; scratch sizes work without it
-        raise GenrecError(f"lm={name!r} needs genrec.lm.load (pre-trained LM loading), which is not "
-                          f"available ({e}); use a scratch size: tiny, small, base") from e
-    model, tok = load_causal_lm(name, device=str(device))
+def _load_pretrained(name: str, device, *, keep_layers: int | None = None, lora=None):
+    from genrec.lm.adapt import prepare_pretrained
+
+    model, tok = prepare_pretrained(name, keep_layers=keep_layers, lora=lora, device=str(device))
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

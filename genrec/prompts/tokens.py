@@ -1,6 +1,7 @@
 """A one-list template (GPT4Rec's) built at the token level, so training and inference see
 identical ids: each title is encoded once (with the pattern's lead-in, e.g. a space), capped at
-``max_title_tokens``, and the most recent titles that fit ``max_prompt_tokens`` are kept.
+``max_title_tokens``, and the most recent titles that fit ``max_prompt_tokens`` (and, when given,
+the last ``max_items`` of them) are kept.
 
 Titles are cleaned by :meth:`PromptTemplate.clean` (control characters, the template's own
 phrases and the tokenizer's special tokens removed), so a title cannot open a second history or
@@ -19,7 +20,7 @@ class PromptBuilder:
     """Turns titles into prompt token ids for one tokenizer (cache :meth:`title_ids` per item)."""
 
     def __init__(self, tokenizer, template: PromptTemplate | None = None, *, max_title_tokens: int = 24,
-                 max_prompt_tokens: int = 200) -> None:
+                 max_prompt_tokens: int = 200, max_items: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.template = template or GPT4REC
         t = self.template
@@ -36,6 +37,9 @@ class PromptBuilder:
         self.trailer = t.item_trailer(self.field)
         self.max_title_tokens = int(max_title_tokens)
         self.max_prompt_tokens = int(max_prompt_tokens)
+        if max_items is not None and max_items < 1:
+            raise ValueError(f"max_items must be >= 1 or None; got {max_items}")
+        self.max_items = max_items
         enc = self._encode
         self.prefix_ids = enc(pre)
         self.sep_ids = enc(self.trailer)
@@ -68,14 +72,14 @@ class PromptBuilder:
 
     def prompt_ids(self, history: Sequence[Sequence[int]]) -> list[int]:
         """Prompt ids for a history of title ids (oldest first); drops the oldest titles that do
-        not fit ``max_prompt_tokens``. An empty history gives the prompt words alone."""
+        not fit ``max_prompt_tokens`` (or exceed ``max_items``). An empty history gives the prompt words alone."""
         budget = self.max_prompt_tokens - len(self.prefix_ids) - len(self.suffix_ids)
         kept: list[Sequence[int]] = []
         for t in reversed(history):
             if not t:
                 continue
             cost = len(t) + len(self.sep_ids)
-            if cost > budget:
+            if cost > budget or (self.max_items is not None and len(kept) >= self.max_items):
                 break
             kept.append(t)
             budget -= cost

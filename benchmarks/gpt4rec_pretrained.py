@@ -1,0 +1,247 @@
+"""GPT4Rec with a pre-trained LM (SmolLM2-135M) on a 2-core CPU: what each adaptation lever costs
+and what the adapted model gives, against the scratch LM and the baselines on the same users.
+
+    # tokens/s of each lever (same Beauty training examples, a few optimizer steps each)
+    python benchmarks/gpt4rec_pretrained.py speed --steps 6
+    # train (resumable: run the same command again) and save; the time budget stops training
+    python benchmarks/gpt4rec_pretrained.py fit --name smol8-lora --param lm=smollm2-135m \
+        --param keep_layers=8 --param lora_r=16 --param max_history=5 --param time_budget=3600 \
+        --checkpoint-dir /tmp/gptpt/ckpt-smol8 --save-dir /tmp/gptpt/model-smol8
+    # evaluate a saved model, or a registered baseline, on the seeded test sample
+    python benchmarks/gpt4rec_pretrained.py eval --name smol8-lora --model-dir /tmp/gptpt/model-smol8 --test-users 300
+    python benchmarks/gpt4rec_pretrained.py eval --name itemknn --baseline itemknn --test-users 300
+    python benchmarks/gpt4rec_pretrained.py render
+
+Every step adds its part (command, machine, load, wall time) to
+``benchmarks/results/gpt4rec_pretrained_<dataset>.json``; ``render`` writes the ``.md`` page.
+Quality: Recall/NDCG@10/20/40 with m=10 queries merged per K, on ``--test-users`` test users
+drawn with ``--seed`` (the same users for every row), plus query diversity: distinct content
+words across a user's m queries, and the share of queries that copy a catalog title verbatim.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+# Before torch loads: spinning OpenMP threads are many times slower on a busy shared CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OUT = Path(__file__).parent / "results"
+DATA = dict(dataset="amazon-beauty", split="user", preprocess="gpt4rec")
+STOP = set("the and for with you your from this that are all new not one two set pack size count color "
+           "inch inches ounce ounces fluid fl oz ml piece pieces pcs".split())
+
+
+def _split(dataset: str, seed: int):
+    from genrec.experiments.config import DataConfig
+    from genrec.experiments.recipe import load_split
+
+    return load_split(DataConfig(**{**DATA, "dataset": dataset}), seed=seed)
+
+
+def _stamp() -> dict:
+    from genrec.eval.runcard import load_average, machine
+    from genrec.torch_utils import cpu_has_fast_bf16
+
+    return {"command": "python " + " ".join(sys.argv), "machine": machine(), "bf16_fast": cpu_has_fast_bf16(),
+            "load_average": load_average(), "utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+
+
+def _update(dataset: str, section: str, key: str, value) -> None:
+    path = OUT / f"gpt4rec_pretrained_{dataset}.json"
+    d = json.loads(path.read_text()) if path.is_file() else {}
+    d.setdefault(section, {})[key] = value
+    path.write_text(json.dumps(d, indent=1, default=str) + "\n")
+
+
+# -- speed ---------------------------------------------------------------------------------------------
+SPEED = {  # name: (prepare_pretrained kwargs, prompt budget, TrainConfig overrides)
+    "full fine-tuning, 30 layers": ({}, "short", {}),
+    "keep 8 layers": ({"keep_layers": 8}, "short", {}),
+    "LoRA r=16 all-linear, 30 layers": ({"lora": (16, "all-linear")}, "short", {}),
+    "keep 8 + LoRA r=16 all-linear": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short", {}),
+    "keep 8 + LoRA r=16 q,v": ({"keep_layers": 8, "lora": (16, ("q_proj", "v_proj"))}, "short", {}),
+    "keep 8 + LoRA, long prompts (200 tokens)": ({"keep_layers": 8, "lora": (16, "all-linear")}, "long", {}),
+    "keep 8 + LoRA, target-only loss": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short",
+                                        {"target_only_loss": True}),
+    "keep 8 + LoRA, no packing": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short", {"row_len": None}),
+    "keep 8 + LoRA, fp32": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short", {"bf16": False}),
+}
+PROMPTS = {"short": dict(max_title_tokens=16, max_prompt_tokens=120, max_items=5),
+           "long": dict(max_title_tokens=24, max_prompt_tokens=200, max_items=None)}
+
+
+def speed(a) -> None:
+    import numpy as np
+    import torch
+
+    from genrec.lm.adapt import LoraSpec, adapt_info, prepare_pretrained
+    from genrec.lm.train import TrainConfig, build_examples, train_lm
+    from genrec.prompts import gpt4rec_template
+    from genrec.prompts.tokens import PromptBuilder
+
+    torch.set_num_threads(a.threads)
+    sp = _split(a.dataset, a.seed)
+    users = sorted(sp.train.users)
+    pick = np.random.default_rng(a.seed).choice(len(users), a.batch_size * a.steps, replace=False)
+    rows = []
+    for name, (kw, budget, over) in SPEED.items():
+        if a.only and not any(s in name for s in a.only.split("|")):
+            continue
+        lora = kw.get("lora")
+        model, tok = prepare_pretrained(a.lm, keep_layers=kw.get("keep_layers"),
+                                        lora=LoraSpec(r=lora[0], alpha=2 * lora[0], target_modules=lora[1]) if lora else None)
+        builder = PromptBuilder(tok, gpt4rec_template("products"), **PROMPTS[budget])
+        titles = builder.titles_ids(sp.catalog.titles)
+        seqs = [[titles[j] for j in sp.catalog.indices(sp.train[users[i]], skip_unknown=True)] for i in pick]
+        ex = build_examples(builder, seqs)
+        longest = max(len(e[0]) for e in ex)
+        cfg = TrainConfig(epochs=1, max_steps=a.steps, lr=1e-4, batch_size=a.batch_size, target_only_loss=False,
+                          row_len=512, progress=False, seed=a.seed)
+        for k, v in over.items():
+            setattr(cfg, k, longest if (k == "row_len" and v is None) else v)
+        t = time.perf_counter()
+        res = train_lm(model, ex, cfg, pad_id=tok.pad_token_id)
+        info = adapt_info(model)
+        row = {"lever": name, "tokens_per_s": round(res.tokens_per_s, 1), "steps": res.steps,
+               "examples": len(ex), "mean_example_tokens": round(float(np.mean([len(e[0]) for e in ex])), 1),
+               "trainable_parameters": info["trainable_parameters"], "parameters": info["parameters"],
+               "precision": res.fit_info.get("precision"), "seconds": round(time.perf_counter() - t, 1),
+               "load_average": _stamp()["load_average"]}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        del model
+    _update(a.dataset, "speed", a.tag, {**_stamp(), "lm": a.lm, "batch_size": a.batch_size, "steps": a.steps,
+                                        "rows": rows})
+
+
+# -- fit / eval ----------------------------------------------------------------------------------------
+def fit(a) -> None:
+    import torch
+
+    from genrec.models.gpt4rec import GPT4Rec
+    from genrec.models.registry import parse_params
+
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    sp = _split(a.dataset, a.seed)
+    available = len(sp.train)
+    if a.train_users and a.train_users < available:
+        import numpy as np
+
+        from genrec.data.sequences import Sequences
+
+        users = sorted(sp.train.users)
+        keep = sorted(users[i] for i in np.random.default_rng(a.seed).choice(len(users), a.train_users, replace=False))
+        sp.train = Sequences({u: sp.train[u] for u in keep}, None,
+                             list(sp.train.log) + [f"{a.train_users} users drawn with seed {a.seed}"])
+    params = {"num_queries": 10, "valid_users": a.valid_users, "seed": a.seed, "progress": True,
+              "checkpoint_dir": a.checkpoint_dir, **parse_params(a.param, "gpt4rec")}
+    model = GPT4Rec(**params).fit(sp)
+    model.save(a.save_dir)
+    _update(a.dataset, "fits", a.name, {**_stamp(), "params": params, "save_dir": a.save_dir,
+                                        "train_users": len(sp.train), "train_users_available": available,
+                                        "fit_info": model.fit_info_, "adapt": getattr(model, "adapt_info_", None),
+                                        "train_history": model.train_history_, "tokens_per_s": model.train_tokens_per_s_,
+                                        "k1_b": [model.k1_, model.b_], "wall_seconds": round(time.perf_counter() - t0, 1)})
+
+
+def query_diversity(queries: list[list[str]], titles: set[str]) -> dict:
+    """Mean distinct content words across a user's queries, their share of all content words, and
+    the share of queries equal to a catalog title."""
+    distinct, share, copies, n = [], [], 0, 0
+    for qs in queries:
+        words = [w for q in qs for w in re.findall(r"[a-z]{3,}", q.lower()) if w not in STOP]
+        distinct.append(len(set(words)))
+        share.append(len(set(words)) / max(len(words), 1))
+        copies += sum(q.strip() in titles for q in qs)
+        n += len(qs)
+    k = max(len(queries), 1)
+    return {"distinct_content_words": round(sum(distinct) / k, 2), "distinct_share": round(sum(share) / k, 3),
+            "verbatim_title_share": round(copies / max(n, 1), 3)}
+
+
+def evaluate_one(a) -> None:
+    import torch
+
+    from genrec.eval.evaluate import evaluate
+    from genrec.models.registry import create, load_model, parse_params
+
+    torch.set_num_threads(a.threads)
+    t0 = time.perf_counter()
+    sp = _split(a.dataset, a.seed)
+    if a.model_dir:
+        model = load_model(a.model_dir)
+        model.num_queries = 10
+    else:
+        params = parse_params(a.param, a.baseline)
+        if a.baseline == "itemknn" and not params:
+            params = {"neighbors": 500, "shrinkage": 20.0, "recency_decay": 0.7, "fill_popular": True}
+        model = create(a.baseline, **params).fit(sp)
+    rep = evaluate(model, sp, ks=(10, 20, 40), max_cases=a.test_users or None, seed=a.seed, progress=False)
+    row = {**_stamp(), "model_dir": a.model_dir, "baseline": a.baseline, "test_users": a.test_users,
+           "metrics": {k: round(float(v), 4) for k, v in rep.table.items() if k.startswith(("recall", "ndcg"))}}
+    if hasattr(model, "generate_queries"):
+        import numpy as np
+
+        cases = list(sp.test)
+        rng = np.random.default_rng(a.seed)
+        n = min(a.diversity_users, len(cases))
+        sample = [cases[i] for i in sorted(rng.choice(len(cases), n, replace=False))]
+        t = time.perf_counter()
+        qs = model.generate_queries([list(c.history) for c in sample])
+        row["diversity"] = {**query_diversity([[q for q, _ in r] for r in qs], set(sp.catalog.titles)),
+                            "users": n, "seconds": round(time.perf_counter() - t, 1)}
+        row["examples"] = [{"history": [sp.catalog[i].title for i in c.history[-3:]],
+                            "target": sp.catalog[c.target].title, "queries": [q for q, _ in r]}
+                           for c, r in zip(sample[:3], qs[:3])]
+    row["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    print(json.dumps({k: row[k] for k in ("metrics", "wall_seconds")} | {"diversity": row.get("diversity")}), flush=True)
+    _update(a.dataset, "eval", a.name, row)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=("speed", "fit", "eval", "render"))
+    ap.add_argument("--dataset", default="amazon-beauty")
+    ap.add_argument("--lm", default="smollm2-135m")
+    ap.add_argument("--name", default="run")
+    ap.add_argument("--tag", default="default", help="speed: the key of this measurement")
+    ap.add_argument("--only", default="", help="speed: levers whose name contains one of these (|-separated)")
+    ap.add_argument("--param", action="append", default=[])
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--valid-users", type=int, default=50)
+    ap.add_argument("--train-users", type=int, default=0, help="fit: a seeded sample of training users (0 = all)")
+    ap.add_argument("--test-users", type=int, default=300, help="0 = all")
+    ap.add_argument("--diversity-users", type=int, default=100)
+    ap.add_argument("--checkpoint-dir", default=None)
+    ap.add_argument("--save-dir", default=None)
+    ap.add_argument("--model-dir", default=None)
+    ap.add_argument("--baseline", default=None)
+    a = ap.parse_args()
+    if a.mode == "speed":
+        speed(a)
+    elif a.mode == "fit":
+        if not a.save_dir:
+            ap.error("fit needs --save-dir")
+        fit(a)
+    elif a.mode == "eval":
+        if bool(a.model_dir) == bool(a.baseline):
+            ap.error("eval needs one of --model-dir or --baseline")
+        evaluate_one(a)
+    else:
+        from gpt4rec_pretrained_page import render
+
+        render(OUT / f"gpt4rec_pretrained_{a.dataset}.json")
+
+
+if __name__ == "__main__":
+    main()
