@@ -35,6 +35,22 @@ ThreadsOpt = typer.Option(None, "--threads", help="Threads for torch, BLAS/OpenM
                           "that take threads/num_threads (--param threads=N does the same).")
 
 
+# The command line as given (main() records it), for commands that re-launch themselves.
+_ARGV: list[str] = []
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
 def _fail(msg: str) -> NoReturn:
     typer.secho(f"error: {msg}", fg="red", err=True)
     raise typer.Exit(2)
@@ -58,7 +74,7 @@ def _models_checked(names: list[str], params: list[str] | None, seed: int, threa
 
 
 def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | None, seed: int, download: bool = False,
-                cold_items: float = 0.0, min_rating: float | None = None):
+                cold_items: float = 0.0, min_rating: float | None = None, quiet: bool = False):
     from genrec.data.registry import load_dataset
     from genrec.data.splits import make_split
 
@@ -71,10 +87,12 @@ def _load_split(dataset: str, data_dir, split: str | None, preprocess: str | Non
     sp = make_split(ds, split, seed=seed, cold_items=cold_items)
     if min_rating is not None:
         sp.info["min_rating"] = min_rating
-    typer.echo(f"{dataset}{' (SYNTHETIC)' if ds.synthetic else ''}: {len(ds.sequences):,} users, "
-               f"{len(ds.catalog):,} items, {ds.sequences.num_interactions():,} interactions after "
-               f"'{pre}' preprocessing; split '{split}' (seed {seed}): {len(sp.train):,} training users, "
-               f"{len(sp.valid):,} validation and {len(sp.test):,} test cases [{time.perf_counter() - t:.1f} s]", err=True)
+    if not quiet:
+        typer.echo(f"{dataset}{' (SYNTHETIC)' if ds.synthetic else ''}: {len(ds.sequences):,} users, "
+                   f"{len(ds.catalog):,} items, {ds.sequences.num_interactions():,} interactions after "
+                   f"'{pre}' preprocessing; split '{split}' (seed {seed}): {len(sp.train):,} training users, "
+                   f"{len(sp.valid):,} validation and {len(sp.test):,} test cases [{time.perf_counter() - t:.1f} s]",
+                   err=True)
     return sp
 
 
@@ -162,13 +180,35 @@ def train(model: str = typer.Option(..., "--model", "-m"), dataset: str = Datase
           param: Optional[list[str]] = ParamOpt,
           out: Path = typer.Option(..., "--out", "-o", help="Folder to save the trained model in."),
           evaluate_after: bool = typer.Option(True, "--evaluate/--no-evaluate"),
-          min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt) -> None:
+          min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt,
+          nproc: int = typer.Option(1, "--nproc", help="Train a torch model data-parallel (PyTorch DDP) in this many "
+                                    "local processes: re-launches this command under torch.distributed.run (gloo on "
+                                    "CPU, nccl on GPU). Under torchrun or `accelerate launch` leave it at 1.")) -> None:
     """Train a model on a split and save it (a folder `genrec serve` and `recommend` can load).
-    The folder records what it was trained on, so `evaluate --model-dir` refuses its training data."""
+    The folder records what it was trained on, so `evaluate --model-dir` refuses its training data.
+    Launched distributed (--nproc, torchrun), every process trains on its share of each epoch's
+    batches and only rank 0 saves, evaluates and prints."""
+    from genrec.training import distributed
+
     check_data_args(dataset, split, preprocess, min_rating)
+    check_positive("--nproc", nproc)
     (built,) = _models_checked([model], param, seed, threads)
-    sp = _load_split(dataset, data_dir, split, preprocess, seed, min_rating=min_rating)
+    if (nproc > 1 or distributed.is_distributed()) and not built.capabilities.trains_with_torch:
+        raise UsageError(f"--nproc/distributed launch: {model} does not train a torch network")
+    if nproc > 1:
+        if distributed.is_distributed():
+            raise UsageError("--nproc: already launched distributed (WORLD_SIZE is set); leave --nproc at 1")
+        rc = distributed.relaunch(nproc, "genrec.cli", _without_nproc(_ARGV))
+        if rc:
+            _fail(f"distributed training in {nproc} processes failed (exit code {rc}); see the messages above")
+        return
+    main_rank = distributed.is_main()
+    if not main_rank:
+        sys.stdout = open(os.devnull, "w")  # only rank 0 prints (errors still reach stderr)
+    sp = _load_split(dataset, data_dir, split, preprocess, seed, min_rating=min_rating, quiet=not main_rank)
     m, secs = _fit(built, sp)
+    if not main_rank:
+        return
     m.save(out)
     typer.echo(f"trained {model} in {secs:.1f} s; saved to {out}", err=True)
     if evaluate_after:
@@ -348,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
     from genrec.errors import GenrecError
 
     click = _click_exceptions()
-
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         rc = app(args=argv, prog_name="genrec", standalone_mode=False)
     except getattr(click, "NoArgsIsHelpError", ()) as e:

@@ -8,7 +8,8 @@ metric, best-state restore, a time budget, fingerprinted checkpoints with exact 
 and the precision policy. :mod:`genrec.training.lora` plugs LoRA (peft) into the same trainer.
 
 Modules: ``config`` (TrainerConfig, FitResult), ``stopping`` (the early-stopping rule),
-``checkpoint`` (fingerprinted checkpoints), ``trainer``, ``module``, ``validation`` (ranking
+``checkpoint`` (fingerprinted checkpoints), ``trainer``, ``module``, ``distributed`` (DDP: process
+group with a timeout, the loss run through the DDP wrapper, `--nproc` re-launch), ``validation`` (ranking
 metrics of validation cases), ``lora``. torch and accelerate are imported only by the modules
 that need them, so importing this package is cheap.
 """

@@ -1,7 +1,8 @@
 """The trainer: one loop for every PyTorch model, on ``accelerate``.
 
-``accelerate`` gives the precision policy (autocast; a GradScaler for fp16), the process group
-and DDP wrapping when launched with ``accelerate launch`` (each process then takes every n-th
+``accelerate`` gives the precision policy (autocast; a GradScaler for fp16) and
+DDP wrapping when launched distributed (torchrun, ``accelerate launch``, ``genrec train --nproc``:
+see :mod:`genrec.training.distributed`; each process then takes every n-th
 batch of an epoch, cut to equal counts), and ``no_sync`` during gradient accumulation. The loop
 itself is written here rather than taken from ``transformers.Trainer``: genrec's models feed it
 their own batch lists (packed LM rows, length buckets, per-batch negatives) and need exact
@@ -21,22 +22,29 @@ import numpy as np
 
 from genrec.training import checkpoint as ckpt_io
 from genrec.training.config import FitResult, TrainerConfig
+from genrec.training.distributed import maybe_die
 from genrec.training.module import TrainableModule
 from genrec.training.stopping import EarlyStopping
 
 
 def make_accelerator(precision: str, device):
     """An ``Accelerator`` for ``precision`` ("bf16", "fp16", "fp32") on ``device``'s kind."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from accelerate.state import AcceleratorState
 
+    from genrec.training.distributed import init_process_group
+
+    init_process_group(device.type)  # ours, not accelerate's: it sets the timeout (see distributed.py)
     # accelerate keeps one process-wide state and refuses a second Accelerator with another
     # precision, but one process fits many models (evaluate -m sasrec -m genrec-seq2seq): reset
     # the precision part, keeping the process group (PartialState) a DDP launch set up.
     AcceleratorState._reset_state(reset_partial_state=False)
     try:
+        # find_unused_parameters: a loss may leave parts of a network out (a phase, a head), and DDP
+        # without it fails on the next step; its cost (one graph walk per step) is small here.
         return Accelerator(cpu=device.type == "cpu", device_placement=False,
-                           mixed_precision="no" if precision == "fp32" else precision)
+                           mixed_precision="no" if precision == "fp32" else precision,
+                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     except ValueError as e:
         raise ValueError(f"precision {precision!r} is not available on {device}: {e}") from e
 
@@ -66,7 +74,20 @@ class Trainer:
         # fork_rng gives the caller's global state back untouched afterwards.
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(cfg.seed)
-            return self._fit(module, acc, device, precision)
+            if acc.num_processes == 1:
+                return self._fit(module, acc, device, precision)
+            try:
+                return self._fit(module, acc, device, precision)
+            except RuntimeError as e:  # DistError is one; gloo reports a lost peer as a plain RuntimeError
+                from genrec.training.distributed import DistributedError, is_collective_failure
+
+                if not is_collective_failure(e):
+                    raise
+
+                raise DistributedError(
+                    f"{cfg.desc}: rank {acc.process_index} of {acc.num_processes}: another training process failed "
+                    f"or stopped answering ({type(e).__name__}: {str(e).strip().splitlines()[0][:200]}); "
+                    "see that process's log") from e
 
     def _fit(self, module: TrainableModule, acc, device, precision: str) -> tuple[Any, FitResult]:
         import torch
@@ -82,8 +103,14 @@ class Trainer:
         # under DDP: in one process prepare() would only wrap forward in a second autocast and an
         # fp32 cast of every output, which the loss (run under acc.autocast()) does not need.
         opt = acc.prepare_optimizer(opt)
+        # Under DDP the loss runs inside the wrapper's forward (distributed.loss_runner), so every
+        # model's gradients are all-reduced whatever parts of its network the loss calls; `net`
+        # stays the bare network (checkpoints, validation and the result use it).
+        runner = None
         if acc.num_processes > 1:
-            net = acc.prepare_model(net)
+            from genrec.training.distributed import loss_runner
+
+            runner = acc.prepare_model(loss_runner(module, net))
         fingerprint = self._fingerprint(module, precision, acc)
         stopper = EarlyStopping(cfg.patience, cfg.min_delta, cfg.smoothing)
         st: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "samples": 0, "history": [],
@@ -117,7 +144,7 @@ class Trainer:
                    disable=not cfg.progress or not acc.is_main_process, mininterval=1.0, leave=False)
         t0, base = time.perf_counter(), st["elapsed"]
         samples_this_run, train_s_this_run = 0, 0.0
-        reason = self._limit(st, stopper, base)
+        reason = self._limit(st, stopper, base, runner)
         while reason is None:
             ep = st["epoch"]
             batches = first if ep == 0 else self._shard(module.batches(ep, self._epoch_rng(ep)), acc)
@@ -131,15 +158,18 @@ class Trainer:
                 micro = batches[pos:pos + cfg.grad_accum]
                 for j, b in enumerate(micro):
                     sync = j == len(micro) - 1
-                    with contextlib.nullcontext() if sync else acc.no_sync(net):
+                    rng = np.random.default_rng([cfg.seed, ep, pos + j])
+                    with contextlib.nullcontext() if sync or runner is None else acc.no_sync(runner):
                         with acc.autocast():
-                            loss = module.loss(net, b, np.random.default_rng([cfg.seed, ep, pos + j]))
+                            loss = module.loss(net, b, rng) if runner is None else runner(b, rng)
                         acc.backward(loss / len(micro))
                     st["loss_sum"] += float(loss.detach())
                     st["loss_n"] += 1
                     n = module.count(b)
                     st["samples"] += n
                     samples_this_run += n
+                if runner is not None:
+                    maybe_die(st["step"] + 1)
                 if cfg.max_grad_norm:
                     acc.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
                 opt.step()
@@ -158,10 +188,10 @@ class Trainer:
                     bar.set_postfix(loss=f"{st['loss_sum'] / max(st['loss_n'], 1):.4f}", refresh=False)
                 if (cfg.eval_every and st["step"] % cfg.eval_every == 0) or (cfg.eval_every is None and end):
                     best_state = self._evaluate(module, net, acc, st, stopper, best_state, folder, base + time.perf_counter() - t0)
-                reason = self._limit(st, stopper, base + time.perf_counter() - t0)
+                reason = self._limit(st, stopper, base + time.perf_counter() - t0, runner)
                 if reason is not None and st["last_eval_step"] != st["step"]:
                     best_state = self._evaluate(module, net, acc, st, stopper, best_state, folder, base + time.perf_counter() - t0)
-                    reason = self._limit(st, stopper, base + time.perf_counter() - t0)
+                    reason = self._limit(st, stopper, base + time.perf_counter() - t0, runner)
                 every = cfg.checkpoint_every
                 if folder is not None and (reason is not None or (every and st["step"] % every == 0)
                                            or (not every and end)):
@@ -193,7 +223,16 @@ class Trainer:
         n = acc.num_processes
         return batches if n == 1 else batches[acc.process_index::n][:len(batches) // n]
 
-    def _limit(self, st: dict, stopper: EarlyStopping, elapsed: float) -> str | None:
+    def _limit(self, st: dict, stopper: EarlyStopping, elapsed: float, runner=None) -> str | None:
+        reason = self._limit_here(st, stopper, elapsed)
+        cfg = self.config
+        if runner is not None and (cfg.time_budget is not None or cfg.patience is not None):
+            from genrec.training.distributed import agree
+
+            reason = agree(reason)  # wall time and validation may differ by rank: rank 0 decides for all
+        return reason
+
+    def _limit_here(self, st: dict, stopper: EarlyStopping, elapsed: float) -> str | None:
         cfg = self.config
         if stopper.should_stop and st["step"] >= cfg.min_steps:
             return "early_stopping"
