@@ -80,6 +80,9 @@ class Dataset:
     sequences: Sequences
     info: dict = field(default_factory=dict)
     synthetic: bool = False
+    #: Explicit ratings ``{user: {item: rating}}`` when the files have them (MovieLens), else None
+    #: (see :mod:`genrec.data.ratings`); preprocessing keeps them (lookups are by pair).
+    ratings: dict[str, dict[str, float]] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         missing = [i for i in self.sequences.item_set() if i not in self.catalog]
@@ -116,7 +119,7 @@ class Dataset:
         info["preprocess"] = p.to_dict()
         info["preprocess_log"] = list(seqs.log)
         info["items_dropped_bad_title"] = dropped_items
-        return Dataset(self.name, self.catalog.subset(used), seqs, info, self.synthetic)
+        return Dataset(self.name, self.catalog.subset(used), seqs, info, self.synthetic, ratings=self.ratings)
 
     def stats(self) -> dict:
         st = self.sequences.stats()

@@ -45,6 +45,9 @@ class Split:
     protocol: str
     seed: int
     info: dict = field(default_factory=dict)
+    #: Explicit ratings ``{user: {item: rating}}`` of the dataset (None: implicit data); models read
+    #: only their training pairs' (:func:`genrec.data.ratings.train_triples`).
+    ratings: dict[str, dict[str, float]] | None = field(default=None, repr=False)
 
     def describe(self) -> dict:
         """What a run card says about this split."""
@@ -71,7 +74,7 @@ class Split:
             raise ValueError("this split holds out no items: make it with cold_items=0.1")
         return Split(self.catalog, self.train, [c for c in self.valid if c.target in cold],
                      [c for c in self.test if c.target in cold], self.protocol, self.seed,
-                     {**self.info, "view": "cold-start targets only"})
+                     {**self.info, "view": "cold-start targets only"}, ratings=self.ratings)
 
     def cases(self, which: str) -> list[Case]:
         if which not in ("valid", "test"):
@@ -111,7 +114,7 @@ def make_split(dataset, protocol: str = "user", seed: int = 0, *,
         train, valid, test, info = _hold_out_items(dataset.catalog, train, valid, test, info, cold_items, seed)
     info = {"dataset": dataset.name, "synthetic": dataset.synthetic,
             "preprocess": dataset.info.get("preprocess"), **info}
-    out = Split(dataset.catalog, train, valid, test, protocol, seed, info)
+    out = Split(dataset.catalog, train, valid, test, protocol, seed, info, ratings=getattr(dataset, "ratings", None))
     if check:
         check_leakage(out)
     return out

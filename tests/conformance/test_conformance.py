@@ -29,6 +29,8 @@ TINY: dict[str, dict] = {
     "itemknn": {},
     "als": {"factors": 8, "iterations": 3, "num_threads": 1},
     "bpr": {"factors": 8, "iterations": 5},
+    "svd": {"factors": 8, "epochs": 5},
+    "lightfm": {"factors": 8, "epochs": 3},
     "content": {},
     "sasrec": dict(TORCH_SEQ, heads=1, loss="ce"),
     "bert4rec": dict(TORCH_SEQ, heads=1),

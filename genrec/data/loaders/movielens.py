@@ -14,7 +14,10 @@ ordered by timestamp; equal timestamps keep file order (never id order). Timesta
 ``Sequences.times`` so the ``temporal`` split works. Titles keep the year ("Toy Story (1995)").
 Files are decoded as UTF-8 and, where that fails, as latin-1 (GroupLens's documented encoding
 for 100K and 1M), so a re-encoded copy loads too. User attributes (100K ``u.user``, 1M
-``users.dat``) are put in ``Dataset.info["user_features"]``.
+``users.dat``) are put in ``Dataset.info["user_features"]``. The explicit ratings of the kept
+interactions are in ``Dataset.ratings`` (``{user: {item: rating}}``, :mod:`genrec.data.ratings`)
+for files of up to :data:`MAX_RATINGS_KEPT` rows (100K, 1M, latest-small); larger files load
+without them (a Python dict of 25M ratings would take gigabytes), as ``info["ratings_kept"]`` says.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ OCCUPATIONS_1M = ("other", "academic/educator", "artist", "clerical/admin", "col
                   "technician/engineer", "tradesman/craftsman", "unemployed", "writer")
 AGES_1M = {"1": "Under 18", "18": "18-24", "25": "25-34", "35": "35-44", "45": "45-49", "50": "50-55", "56": "56+"}
 
+MAX_RATINGS_KEPT = 2_000_000
 LAYOUTS = {"100k": ("u.data", "u.item"), "1m": ("ratings.dat", "movies.dat"), "csv": ("ratings.csv", "movies.csv")}
 
 
@@ -284,7 +288,7 @@ def load_movielens(folder: str | Path, name: str = "movielens", min_rating: floa
     if min_rating is not None:
         keep = ratings >= min_rating
         dropped = int((~keep).sum())
-        users, items, times = users[keep], items[keep], times[keep]
+        users, items, ratings, times = users[keep], items[keep], ratings[keep], times[keep]
     if not len(users):
         raise DataError("no ratings" + (f" >= {min_rating}" if min_rating is not None else ""), path=rpath)
     kept = "all ratings" if min_rating is None else f"ratings >= {min_rating} ({dropped:,} dropped)"
@@ -293,5 +297,11 @@ def load_movielens(folder: str | Path, name: str = "movielens", min_rating: floa
     catalog, n_missing = catalog_with_missing(known, {str(x) for x in np.unique(items).tolist()}, source=str(folder / items_file), what=items_file)
     info = {"source": str(folder), "layout": layout, "has_times": True, "min_rating": min_rating,
             "ratings_dropped": dropped, "items_missing_metadata": n_missing,
-            "user_features": {u: user_features[u] for u in seqs.items if u in user_features}}
-    return Dataset(name, catalog, seqs, info)
+            "user_features": {u: user_features[u] for u in seqs.items if u in user_features},
+            "ratings_kept": len(users) <= MAX_RATINGS_KEPT}
+    table = None
+    if info["ratings_kept"]:
+        from genrec.data.ratings import ratings_table
+
+        table = ratings_table(users.tolist(), items.tolist(), ratings)
+    return Dataset(name, catalog, seqs, info, ratings=table)
