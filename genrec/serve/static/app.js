@@ -56,6 +56,7 @@ async function loadInfo() {
   try {
     const h = await api("GET", "/health");
     $("model-info").textContent = `model ${h.model} · ${h.items.toLocaleString()} items · ${h.database}`;
+    document.dispatchEvent(new CustomEvent("genrec:health", {detail: h}));  // for chat.js
   } catch (e) {
     $("model-info").textContent = "service unreachable";
   }
