@@ -173,6 +173,10 @@ RANGES: dict[str, Range] = {
     "llm-rerank.history_items": NONNEG, "llm-rerank.max_title_tokens": POS, "llm-rerank.bootstrap": NONNEG,
     "llm-rerank.batch_size": POS, "llm-rerank.max_new_tokens": POS,
     "llm-rerank.cache": Range(choices=("off", "record", "replay")),
+    "llm-rerank.train_users": NONNEG, "llm-rerank.negatives": Range(choices=("retriever", "random")),
+    "llm-rerank.label_loss": Range(choices=("vocab", "letters")), "llm-rerank.lora_r": POS,
+    "llm-rerank.lora_alpha": Range(0, lo_open=True), "llm-rerank.lora_dropout": PROB, "llm-rerank.lora_layers": NONNEG,
+    "llm-rerank.train_batch_size": POS, "llm-rerank.valid_users": NONNEG,
 }
 
 

@@ -24,6 +24,8 @@ from genrec.core.why import Why
 from genrec.errors import GenrecError
 from genrec.models.base import Recommendations, Recommender
 from genrec.models.rerank.evidence import explain
+from genrec.models.rerank.fine_tune import (TRAIN_HELP, check_training, load_adapter, save_adapter,
+                                            train_verbalizer)
 from genrec.models.rerank.listwise import ListwiseStats
 from genrec.models.rerank.prompts import PromptMaker
 from genrec.models.rerank.ranking import MODES, Task, rank_tasks
@@ -50,13 +52,19 @@ class LLMRerank(Recommender):
         "batch_size": "prompts per forward pass of a local backend",
         "max_new_tokens": "listwise: the longest answer, in tokens; null = 3 per candidate + 8",
         "cache": "LLM record-replay cache: null/off, record or replay (genrec.llm.cache)",
+        **TRAIN_HELP,
     }
 
     def __init__(self, retriever: str = "itemknn", retriever_params: dict | None = None,
                  backend: str = "smollm2-135m", mode: str = "verbalizer", candidates: int = 20,
                  history_items: int = 10, max_title_tokens: int = 32, bootstrap: int = 0, seed: int = 0,
                  batch_size: int = 8, max_new_tokens: int | None = None, cache: str | None = None,
-                 device: str | None = None, bf16: bool | None = None) -> None:
+                 device: str | None = None, bf16: bool | None = None, train_users: int = 0,
+                 negatives: str = "retriever", label_loss: str = "vocab", lora_r: int = 8, lora_alpha: int = 32,
+                 lora_dropout: float = 0.05, lora_layers: int = 0, lr: float = 1e-4, epochs: int = 1,
+                 train_batch_size: int = 4, valid_users: int = 50, eval_every: int | None = None,
+                 patience: int | None = None, max_steps: int | None = None, time_budget: float | None = None,
+                 checkpoint_dir: str | None = None, progress: bool = False) -> None:
         self.retriever = retriever
         self.retriever_params = retriever_params
         self.backend = backend
@@ -71,6 +79,12 @@ class LLMRerank(Recommender):
         self.cache = cache
         self.device = device
         self.bf16 = bf16
+        self.train_users, self.negatives, self.label_loss = train_users, negatives, label_loss
+        self.lora_r, self.lora_alpha, self.lora_dropout, self.lora_layers = lora_r, lora_alpha, lora_dropout, lora_layers
+        self.lr, self.epochs, self.train_batch_size, self.valid_users = lr, epochs, train_batch_size, valid_users
+        self.eval_every, self.patience, self.max_steps, self.time_budget = eval_every, patience, max_steps, time_budget
+        self.checkpoint_dir, self.progress = checkpoint_dir, progress
+        self.adapter_: dict | None = None
         self._check()  # cheap, so a bad value fails before any data is loaded
 
     # -- checks -----------------------------------------------------------------------------------
@@ -88,7 +102,8 @@ class LLMRerank(Recommender):
             raise ValueError(f"retriever_params must be a JSON object, got {self.retriever_params!r}")
         if self.history_items < 0 or self.max_title_tokens < 1 or self.bootstrap < 0 or self.batch_size < 1:
             raise ValueError("history_items and bootstrap must be >= 0, max_title_tokens and batch_size >= 1")
-        parse_backend(self.backend)
+        spec = parse_backend(self.backend)
+        check_training(self, spec.kind)
 
     # -- fitting ----------------------------------------------------------------------------------
     def fit(self, split) -> "LLMRerank":
@@ -99,6 +114,9 @@ class LLMRerank(Recommender):
         self.catalog = split.catalog
         self._open_backend()
         self.fit_info_ = {"retriever": self.retriever, "llm": self.llm.describe().get("model")}
+        self.adapter_ = None
+        if self.train_users > 0:
+            self.fit_info_["training"] = train_verbalizer(self, split)
         return self
 
     def _open_backend(self, saved: Path | None = None) -> None:
@@ -179,10 +197,11 @@ class LLMRerank(Recommender):
     # -- persistence ------------------------------------------------------------------------------
     def _save_state(self, path: Path) -> None:
         self.retriever_.save(path / RETRIEVER_DIR)
-        if self.backend == "scratch":
-            self.llm.model.save_pretrained(path / LM_DIR)
+        if self.backend == "scratch":  # the base weights: a trained adapter is saved on its own
+            getattr(self, "_base_lm", self.llm.model).save_pretrained(path / LM_DIR)
             self.llm.tokenizer.save_pretrained(path / LM_DIR)
-        (path / STATE_FILE).write_text(json.dumps({"llm": self.llm.model_id}))
+        save_adapter(self, path)
+        (path / STATE_FILE).write_text(json.dumps({"llm": self.llm.model_id, "lora": self.adapter_ is not None}))
 
     def _load_state(self, path: Path) -> None:
         from genrec.models.registry import load_model
@@ -192,6 +211,7 @@ class LLMRerank(Recommender):
         self._check()
         self.retriever_ = load_model(path / RETRIEVER_DIR)
         self._open_backend(path / LM_DIR if self.backend == "scratch" else None)
+        load_adapter(self, path)
 
     def describe_llm(self) -> dict[str, Any]:
         """The backend's description (model, cache, usage) for a run card."""
