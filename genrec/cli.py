@@ -31,6 +31,11 @@ PreOpt = typer.Option(None, "--preprocess", help="Preprocessing preset; default:
 SeedOpt = typer.Option(0, "--seed", help="Seed of the split and the models.")
 ParamOpt = typer.Option(None, "--param", "-p", help="Model parameter key=value (JSON value), or model.key=value for "
                         "one model; repeatable. `genrec models show NAME` lists them.")
+EngineOpt = typer.Option("local", "--engine", help="local (this process) or ray (Ray Data actors, each loading the "
+                         "saved model once; see --ray-address, --workers).")
+RayAddressOpt = typer.Option(None, "--ray-address", help="With --engine ray: a Ray cluster (auto, ray://host:10001, "
+                             "host:6379); default: start a local instance.")
+WorkersOpt = typer.Option(2, "--workers", help="With --engine ray: actors (each 1 CPU, --threads threads, default 1).")
 ThreadsOpt = typer.Option(None, "--threads", help="Threads for torch, BLAS/OpenMP and numba, and for models "
                           "that take threads/num_threads (--param threads=N does the same).")
 
@@ -49,6 +54,21 @@ def _without_nproc(argv: list[str]) -> list[str]:
         elif not a.startswith("--nproc="):
             out.append(a)
     return out
+
+
+def _engine(engine: str, address: str | None, workers: int, threads: int | None):
+    """None for the local engine, else a RayEngine (ray is imported only then)."""
+    check_choice("--engine", engine, ("local", "ray"))
+    check_positive("--workers", workers)
+    if engine == "local":
+        if address:
+            raise UsageError("--ray-address needs --engine ray")
+        return None
+    try:
+        from genrec.eval.ray_engine import RayEngine
+    except ImportError as e:
+        raise UsageError(f"--engine ray needs ray[data]: pip install 'genrec[ray]' ({e})") from None
+    return RayEngine(address=address, workers=workers, threads=threads or 1)
 
 
 def _fail(msg: str) -> NoReturn:
@@ -240,8 +260,10 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
                  allow_leak: bool = typer.Option(False, "--allow-leak", help="Evaluate a --model-dir model even on "
                                                  "targets it was trained on; the report then says LEAKED."),
                  min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt,
-                 download: bool = typer.Option(False, "--download")) -> None:
-    """Fit (or load) models and evaluate them on one split, printing one table."""
+                 download: bool = typer.Option(False, "--download"), engine: str = EngineOpt,
+                 ray_address: Optional[str] = RayAddressOpt, workers: int = WorkersOpt) -> None:
+    """Fit (or load) models and evaluate them on one split, printing one table. With --engine ray
+    the recommendations are computed by Ray actors (the metrics are the same to the bit)."""
     from genrec.eval.evaluate import evaluate
     from genrec.eval.provenance import LeakedEvaluationError
     from genrec.eval.report import Report
@@ -254,6 +276,7 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
     if not 0 <= cold_items < 1:
         raise UsageError(f"--cold-items {cold_items:g}: must be a fraction in [0, 1)")
     check_data_args(dataset, split, preprocess, min_rating)
+    eng = _engine(engine, ray_address, workers, threads)
     built = _models_checked(list(model or []), param, seed, threads)
     loaded = None
     if model_dir:
@@ -266,13 +289,17 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
     secs_all: list[float | None] = []
     try:
         if loaded is not None:
+            if eng is not None:
+                eng.model_dir = model_dir  # the actors load the folder itself
             reports.append(evaluate(loaded, eval_sp, k_list, allow_leak=allow_leak, which=which,
-                                    max_cases=max_cases, seed=seed))
+                                    max_cases=max_cases, seed=seed, engine=eng))
             secs_all.append(None)
         for m in built:
             m, secs = _fit(m, sp)
+            if eng is not None:
+                eng.model_dir = None  # saved to a temporary folder for the actors
             reports.append(evaluate(m, eval_sp, k_list, fit_seconds=secs, allow_leak=allow_leak, which=which,
-                                    max_cases=max_cases, seed=seed))
+                                    max_cases=max_cases, seed=seed, engine=eng))
             secs_all.append(secs)
     except LeakedEvaluationError as e:
         _fail(f"{'--model-dir ' + str(model_dir) + ': ' if loaded is not None else ''}{e}")
@@ -292,11 +319,23 @@ def recommend(model_dir: Optional[Path] = typer.Option(None, "--model-dir", help
                                                     "(exact, any case), oldest first; with --model, default: the "
                                                     "first test user's history."),
               k: int = typer.Option(10, "-k", help="How many items to recommend."),
-              min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt) -> None:
-    """Recommend for a history with a saved model (--model-dir) or one fitted now (--model): items and why."""
+              min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt,
+              users_file: Optional[Path] = typer.Option(None, "--users-file", help="Batch mode (with --model-dir): "
+                                                        "one user per line, USER<TAB>ITEM,ITEM,... or JSON "
+                                                        '{"user": ..., "history": [...]}; needs --out.'),
+              out: Optional[Path] = typer.Option(None, "--out", "-o", help="Batch mode: recs.parquet or recs.jsonl."),
+              engine: str = EngineOpt, ray_address: Optional[str] = RayAddressOpt,
+              workers: int = WorkersOpt) -> None:
+    """Recommend for a history with a saved model (--model-dir) or one fitted now (--model): items and why.
+    Batch mode: --users-file and --out, optionally on Ray (--engine ray)."""
     if bool(model) == bool(model_dir):
         _fail("give exactly one of --model NAME or --model-dir PATH")
     check_positive("-k", k)
+    if users_file is not None or out is not None:
+        _recommend_batch(model_dir, users_file, out, k, engine, ray_address, workers, threads, history)
+        return
+    if engine != "local":
+        raise UsageError("--engine ray is for batch mode (--users-file and --out)")
     if model_dir and not (history or "").strip():
         _fail("--history: recommend needs a history: item ids or titles, comma-separated, oldest first")
     if model_dir:
@@ -319,6 +358,32 @@ def recommend(model_dir: Optional[Path] = typer.Option(None, "--model-dir", help
     for line in said:
         typer.echo(f"   {line}")
     _print_history_and_recs(m, h, k)
+
+
+def _recommend_batch(model_dir: Optional[Path], users_file: Optional[Path], out: Optional[Path], k: int, engine: str,
+                     ray_address: Optional[str], workers: int, threads: Optional[int], history: Optional[str]) -> None:
+    from genrec.eval.batch_recommend import OUT_SUFFIXES, read_users_file, recommend_users, write_rows
+
+    if model_dir is None or users_file is None or out is None:
+        raise UsageError("batch mode needs --model-dir, --users-file and --out together")
+    if history is not None:
+        raise UsageError("--history and --users-file exclude each other")
+    if out.suffix not in OUT_SUFFIXES:
+        raise UsageError(f"--out {out}: must end in {' or '.join(OUT_SUFFIXES)}")
+    check_positive("--threads", threads)
+    set_threads(threads)
+    eng = _engine(engine, ray_address, workers, threads)
+    users = read_users_file(users_file)
+    from genrec.models.registry import load_model
+
+    m = load_model(model_dir)
+    if eng is not None:
+        eng.model_dir = model_dir
+    t = time.perf_counter()
+    rows = recommend_users(m, users, k, engine=eng)
+    write_rows(rows, out)
+    typer.echo(f"{len(rows):,} users, top {k} each, written to {out} [{time.perf_counter() - t:.1f} s, engine "
+               f"{'local' if eng is None else eng.describe()}]", err=True)
 
 
 def _print_history_and_recs(m, h: list[str], k: int) -> None:

@@ -31,7 +31,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
              batch_size: int = 512, progress: bool = True, exclude_history: bool = True,
              attributes: Sequence[str] = ("categories", "brand"), sampled_negatives: int | None = None,
              max_cases: int | None = None, seed: int = 0, fit_seconds: float | None = None,
-             allow_leak: bool = False) -> Report:
+             allow_leak: bool = False, engine=None) -> Report:
     """Evaluate a fitted ``model`` on ``split``'s ``which`` cases.
 
     Full ranking over the whole catalog is the default. ``sampled_negatives=N`` ranks each target
@@ -45,8 +45,12 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
     then marked LEAKED), and so does a split whose targets the model mostly does not know.
     Targets already in their history can never be hit when ``exclude_history``; the run card
     counts them (``unreachable_targets``).
+    ``engine`` (e.g. :class:`genrec.eval.ray_engine.RayEngine`) computes the recommendations of
+    the same ``batch_size`` chunks elsewhere (``recommend_chunks``); the metrics are computed here.
     """
     ks = sorted(set(int(k) for k in ks))
+    if engine is not None and sampled_negatives:
+        raise ValueError("an engine runs full-ranking evaluation only; drop sampled_negatives or the engine")
     if not ks or ks[0] <= 0:
         raise ValueError("ks must be positive integers")
     cases: list[Case] = list(split.cases(which))
@@ -85,15 +89,24 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
                           "higher than and not comparable with full-ranking metrics", stacklevel=2)
             ranks = _sampled_ranks(model, split, cases, sampled_negatives, seed, batch_size, bar)
         else:
-            for start in range(0, len(cases), batch_size):
+            starts = range(0, len(cases), batch_size)
+            remote = None
+            if engine is not None:  # the same chunks, scored by the engine's workers (genrec.eval.ray_engine)
+                chunks = [[list(c.history) for c in cases[s:s + batch_size]] for s in starts]
+                remote = engine.recommend_chunks(model, chunks, k=max_k, ks=ks if per_k else None,
+                                                 exclude_history=exclude_history)
+            for n, start in enumerate(starts):
                 batch = cases[start:start + batch_size]
                 histories = [list(c.history) for c in batch]
+                if remote is not None:
+                    by_k = recs = remote[n]
                 if per_k:
-                    by_k = model.recommend_for_ks(histories, ks, exclude_history=exclude_history)
+                    if remote is None:
+                        by_k = model.recommend_for_ks(histories, ks, exclude_history=exclude_history)
                     for k in ks:
                         lists_by_k[k].extend(by_k[k].items)
                     recs = by_k[max_k]
-                else:
+                elif remote is None:
                     recs = model.recommend(histories, k=max_k, exclude_history=exclude_history)
                 lists.extend(recs.items)
                 whys.extend(recs.why)
@@ -124,6 +137,7 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
         "cases": len(cases),
         "ranking": f"sampled ({sampled_negatives} negatives)" if sampled_negatives else "full",
         "exclude_history": exclude_history,
+        "engine": "local" if engine is None else engine.describe(),
         "eval_seconds": round(t.seconds, 3),
         "fit_seconds": None if fit_seconds is None else round(fit_seconds, 3),
         "fit_info": getattr(model, "fit_info_", None),
