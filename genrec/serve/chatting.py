@@ -6,8 +6,8 @@ One turn:
    events for ``user``, or an explicit ``history``).
 2. Queries: with an LLM configured (``--chat-backend``), the LLM writes one search query from the
    message and the earlier turns (:mod:`genrec.prompts.chat`; one greedy generation). Always also
-   the message itself and, from the second turn on, the recent messages joined (so "cheaper than
-   that" is read with what "that" was). Without an LLM the endpoint works the same without the
+   the message's words and, from the second turn on, the recent messages' words joined (so "older
+   than that" is read with what "that" was), conversational filler dropped (:data:`FILLER`). Without an LLM the endpoint works the same without the
    first query (the deterministic fallback).
 3. Candidates: per query, BM25 over titles and (with ``--chat-embedder``) MiniLM cosine search;
    and the served model's own recommendations for the history (collaborative candidates).
@@ -28,6 +28,8 @@ items (the profile) are added only when the service was started with ``send_user
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +88,7 @@ class ChatEngine:
         self.search = TitleSearch(lambda: svc.catalog, lambda: svc.state.version, self.config.embedder)
         self.llm: Any = None
         self.remote = False
+        self._llm_lock = threading.Lock()  # one LLM call at a time (a local model is not thread-safe)
         if self.config.backend is not None:
             self.llm, self.remote = _open_llm(self.config, svc.catalog.titles)
         self.chat_prompts = self.llm is None or self.remote or bool(getattr(getattr(self.llm, "tokenizer", None),
@@ -147,10 +150,14 @@ class ChatEngine:
             if error:
                 notes.append(f"the LLM failed ({error}); answered without it")
         lead = 0.5 if queries else 1.0
-        queries.append({"query": req.message.strip(), "source": "message", "weight": lead})
-        if earlier:
-            queries.append({"query": " ".join(earlier[-2:] + [req.message.strip()]), "source": "context",
-                            "weight": lead / 2})
+        said = search_words(req.message)
+        if said:
+            queries.append({"query": said, "source": "message", "weight": lead})
+        context = search_words(" ".join(earlier[-2:] + [req.message]))
+        if earlier and context and context != said:
+            queries.append({"query": context, "source": "context", "weight": lead / 2})
+        if not queries:
+            notes.append("the message has no words to search for; the items come from the user's model alone")
 
         excluded = set(svc.state.deleted) | set(req.exclude_ids) | shown
         if req.exclude_history:
@@ -232,7 +239,8 @@ class ChatEngine:
         from genrec.llm.types import GenParams
 
         try:
-            gen = self.llm.generate([prompt], GenParams(max_new_tokens=self.config.max_new_tokens))[0]
+            with self._llm_lock:
+                gen = self.llm.generate([prompt], GenParams(max_new_tokens=self.config.max_new_tokens))[0]
         except (GenrecError, OSError, RuntimeError, ValueError) as e:
             log.warning("chat LLM call failed: %s", e)
             return "", f"{type(e).__name__}: {str(e)[:200]}"
@@ -322,6 +330,21 @@ class ChatEngine:
         return {"backend": self.config.backend, "remote": self.remote, "used": used, "prompt": prompt,
                 "sent": {"user_id": self.config.send_user_id, "profile": self.config.send_profile},
                 "error": error}
+
+
+# Conversational filler: words that say how to search, not what for ("something like", "than that",
+# "please"). Dropped from the message and context queries (not from the LLM's); a short hand list,
+# since general stop-word lists keep "like", "than" and "something", which matched titles here.
+FILLER = frozenset("""a an and any anything are as at be but by can could do does for from get give has have
+help i id im in is it its just kind like looking love maybe me more less my need not of on one ones or
+please recommend show similar so some something sort suggest than that the them then there these
+this those to try want was what which with would you your instead else other another""".split())
+
+
+def search_words(text: str) -> str:
+    """The words of a message worth searching titles for (filler dropped), space-joined, in order."""
+    words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", str(text))
+    return " ".join(w for w in words if w.casefold() not in FILLER and w.casefold().replace("'", "") not in FILLER)
 
 
 _SOURCE = {"llm": "the LLM's query", "message": "your message", "context": "the conversation"}

@@ -8,7 +8,7 @@ import pytest
 from serve_helpers import serving
 
 from genrec.core.why import Why
-from genrec.serve.chatting import ChatConfig
+from genrec.serve.chatting import ChatConfig, search_words
 
 
 def _ids(body: dict) -> list[str]:
@@ -48,7 +48,9 @@ def test_multi_turn_conversation_is_kept_in_the_database(pop_dir, serve_split, a
         two = r.json()
         assert two["turn"] == 2 and two["user"] == "ann" and two["conversation_id"] == one["conversation_id"]
         ctx = [q for q in two["queries"] if q["source"] == "context"]
-        assert ctx and ctx[0]["query"] == "lavender shampoo cheaper than that" and ctx[0]["items"]
+        # Filler ("than that") is not searched for; "cheaper" alone finds nothing, the context does.
+        assert [q["query"] for q in two["queries"] if q["source"] == "message"] == ["cheaper"]
+        assert ctx and ctx[0]["query"] == "lavender shampoo cheaper" and ctx[0]["items"]
         assert not set(_ids(one)) & set(_ids(two))
         assert any("shampoo" in x["title"].lower() for x in two["items"])
 
@@ -87,7 +89,8 @@ def test_messages_are_checked_and_odd_text_is_data(pop_dir, db_url):
         odd = "<script>alert(1)</script> shampoo \u202e\U0001F468\u200d\U0001F469\u200d\U0001F467 ü\u0308"
         r = c.post("/chat", json={"message": odd, "k": 3})
         assert r.status_code == 200, r.text
-        assert r.json()["queries"][0]["query"] == odd.strip()
+        # The searched words: letters and digits only (tags' brackets, emoji and the override are not words).
+        assert r.json()["queries"][0]["query"] == search_words(odd) == "script alert 1 script shampoo ü"
         assert any("shampoo" in x["title"].lower() for x in r.json()["items"])
         turns = c.get(f"/chat/{r.json()['conversation_id']}").json()["turns"]
         assert turns[0]["message"] == odd
