@@ -30,8 +30,10 @@ REQUEST = PromptTemplate(
     "finds catalog items answering the current request.", data=("message",), quote=_Q)
 ANSWER_PREFIX = "Search query:"  # text prompts (models without a chat template) end here
 TEMPLATES = {t.name: t for t in (EARLIER, SHOWN, PROFILE, USER, REQUEST)}
-# Every template's fixed phrases are removed from every data value, not only its own section's.
-_PHRASES = [p for t in TEMPLATES.values() for p in t.phrases()] + [ANSWER_PREFIX.rstrip(":")]
+# Every template's fixed phrases are removed from every data value, not only its own section's;
+# longest first, so "Items this user chose before, oldest first" goes before "oldest first" alone.
+_PHRASES = sorted({p for t in TEMPLATES.values() for p in t.phrases()} | {ANSWER_PREFIX.rstrip(":")},
+                  key=lambda p: (-len(p), p))
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,12 @@ def clean(value: str, words: int) -> str:
     """A data value as the prompt holds it (before quoting): cleaned of control characters, of
     every template's phrases and of quotes, cut to ``words`` whitespace words."""
     t = REQUEST.clean(value)
-    for phrase in _PHRASES:
-        t = _drop(t, phrase)
+    for _ in range(10):  # until nothing changes: removing "Current request:" from
+        before = t       # "Current Current request: request:" leaves a new one
+        for phrase in _PHRASES:
+            t = _drop(t, phrase)
+        if t == before:
+            break
     return cut_to_tokens(t.replace(_Q, " "), words).strip()
 
 
