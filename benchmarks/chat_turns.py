@@ -60,6 +60,8 @@ def main() -> None:
     runs = []
     for name in args.configs.split(","):
         cfg = ChatConfig(**CONFIGS[name])
+        torch_before = "torch" in sys.modules
+        cached = embedding_cached(cfg.embedder, model.catalog)
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
             app = create_app(model, f"sqlite:///{tmp}/chat.db", open_writes=True, chat=cfg)
@@ -86,7 +88,8 @@ def main() -> None:
                         print(f"[{name}] {message!r}: {dt:.2f} s -> {[x['title'] for x in d['items'][:3]]}",
                               file=sys.stderr)
         secs = [x["seconds"] for x in turns]
-        runs.append({"config": name, **CONFIGS[name], "startup_seconds": round(startup, 2), "turns": turns,
+        runs.append({"config": name, **CONFIGS[name], "startup_seconds": round(startup, 2),
+                     "embedding_cache_hit": cached, "torch_loaded_before": torch_before, "turns": turns,
                      "median_turn_seconds": round(sorted(secs)[len(secs) // 2], 3), "max_turn_seconds": max(secs)})
     res = {"command": "PYTHONPATH=. .venv/bin/python benchmarks/chat_turns.py --configs " + args.configs,
            "dataset": "ml-100k", "split": "loo", "seed": 0, "served_model": "itemknn", "user": user,
@@ -101,6 +104,15 @@ def main() -> None:
     print(f"wrote {out.with_suffix('.md')}", file=sys.stderr)
 
 
+def embedding_cached(spec: str | None, catalog) -> bool | None:  # noqa: ANN001
+    """Whether the catalog's title vectors are in the cache already (None without an embedder)."""
+    if spec is None:
+        return None
+    from genrec.retrieval.embed import index_cache_path, model_fingerprint
+
+    return index_cache_path(model_fingerprint(spec), catalog.ids, catalog.titles).is_file()
+
+
 def markdown(res: dict) -> str:
     m = res["machine"]
     lines = ["# POST /chat on ML-100K: answers and turn latency", "",
@@ -111,10 +123,14 @@ def markdown(res: dict) -> str:
              "timings are comparisons between configurations, not absolute).  ",
              f"Data: {res['dataset']}, `{res['split']}` split, seed {res['seed']}; served model {res['served_model']}; "
              f"user {res['user']} with {res['history_items']} history items; k=5; in-process TestClient.", "",
-             "| configuration | LLM | embedder | start-up s | median turn s | max turn s |", "|---|---|---|---|---|---|"]
+             "| configuration | LLM | embedder | start-up s | title vectors | torch imported before | median turn s "
+             "| max turn s |", "|---|---|---|---|---|---|---|---|"]
+    vec = {None: "–", True: "from the cache", False: "computed"}
     for r in res["runs"]:
         lines.append(f"| {r['config']} | {r['backend'] or 'none'} | {r['embedder'] or 'none'} | "
-                     f"{r['startup_seconds']:.1f} | {r['median_turn_seconds']:.2f} | {r['max_turn_seconds']:.2f} |")
+                     f"{r['startup_seconds']:.1f} | {vec[r['embedding_cache_hit']]} | "
+                     f"{'yes' if r['torch_loaded_before'] else 'no'} | {r['median_turn_seconds']:.2f} | "
+                     f"{r['max_turn_seconds']:.2f} |")
     for r in res["runs"]:
         lines += ["", f"## {r['config']}", "", "| message | turn | s | queries | top 3 (sources) |", "|---|---|---|---|---|"]
         for t in r["turns"]:

@@ -245,11 +245,8 @@ class EmbeddingIndex:
         return index
 
     def cache_path(self, ids: Sequence[str], texts: Sequence[str]) -> Path:
-        """``<cache root>/embed/<model>-<content hash>.npz`` for these documents."""
-        h = hashlib.sha256(self.embedder.fingerprint.encode())
-        for i, t in zip(ids, texts):
-            h.update(i.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
-        return cache_root() / "embed" / f"{self.embedder.fingerprint}-{h.hexdigest()[:16]}.npz"
+        """Where :meth:`for_catalog` caches these documents' vectors (:func:`index_cache_path`)."""
+        return index_cache_path(self.embedder.fingerprint, ids, texts)
 
     def save(self, path: str | Path) -> None:
         """Write the vectors atomically (a temporary file renamed into place)."""
@@ -259,6 +256,20 @@ class EmbeddingIndex:
         with open(tmp, "wb") as f:
             np.savez(f, vectors=self.vectors)
         os.replace(tmp, path)
+
+
+def index_cache_path(fingerprint: str, ids: Sequence[str], texts: Sequence[str]) -> Path:
+    """``<cache root>/embed/<model fingerprint>-<content hash>.npz`` for these documents;
+    ``fingerprint``: :attr:`SentenceEmbedder.fingerprint` or :func:`model_fingerprint` (no loading)."""
+    h = hashlib.sha256(fingerprint.encode())
+    for i, t in zip(ids, texts):
+        h.update(i.encode("utf-8", "surrogatepass") + b"\x1f" + t.encode("utf-8", "surrogatepass") + b"\x1e")
+    return cache_root() / "embed" / f"{fingerprint}-{h.hexdigest()[:16]}.npz"
+
+
+def model_fingerprint(spec: str | None = None) -> str:
+    """The cache identity of an embedder spec without loading the model."""
+    return _model_fingerprint(resolve_embedder(spec))
 
 
 def _checked(ids: Iterable[str], texts: Iterable[str]) -> tuple[list[str], list[str]]:

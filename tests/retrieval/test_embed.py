@@ -93,3 +93,15 @@ def test_catalog_index_is_cached_per_catalog(embedder, tmp_path, monkeypatch):
     cat3 = Catalog([Item(id="only", title="Only item")])
     EmbeddingIndex.for_catalog(cat3, embedder, cache=False)
     assert len(list((tmp_path / "embed").glob("*.npz"))) == 2
+
+
+def test_cache_path_is_known_without_loading_the_model(embedder, tmp_path, monkeypatch):
+    from genrec.retrieval.embed import index_cache_path, model_fingerprint
+
+    monkeypatch.setenv("GENREC_CACHE", str(tmp_path))
+    assert model_fingerprint("all-minilm-l6-v2") == embedder.fingerprint
+    cat = Catalog([Item(id=i, title=t) for i, t in TITLES.items()])
+    path = index_cache_path(model_fingerprint(), cat.ids, cat.titles)
+    assert not path.exists()
+    EmbeddingIndex.for_catalog(cat, embedder)
+    assert path.is_file()
