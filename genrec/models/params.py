@@ -177,6 +177,13 @@ RANGES: dict[str, Range] = {
     "llm-rerank.label_loss": Range(choices=("vocab", "letters")), "llm-rerank.lora_r": POS,
     "llm-rerank.lora_alpha": Range(0, lo_open=True), "llm-rerank.lora_dropout": PROB, "llm-rerank.lora_layers": NONNEG,
     "llm-rerank.train_batch_size": POS, "llm-rerank.valid_users": NONNEG,
+    "genrec-llm.decoding": Range(choices=("constrained", "grounded")),
+    "genrec-llm.domain": Range(choices=("products", "movies")), "genrec-llm.num_beams": POS,
+    "genrec-llm.lora_r": POS, "genrec-llm.lora_alpha": Range(0, lo_open=True), "genrec-llm.lora_dropout": PROB,
+    "genrec-llm.grad_accum": POS, "genrec-llm.history_items": NONNEG, "genrec-llm.max_title_tokens": POS,
+    "genrec-llm.max_target_tokens": POS, "genrec-llm.max_prompt_tokens": POS, "genrec-llm.examples_per_user": POS,
+    "genrec-llm.vocab_size": Range(256), "genrec-llm.checkpoint_every": NONNEG, "genrec-llm.warmup_ratio": PROB,
+    "genrec-llm.gen_batch_size": POS,
 }
 
 

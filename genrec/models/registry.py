@@ -30,6 +30,7 @@ MODELS: dict[str, str] = {
     "title-bm25": "genrec.models.title_bm25:TitleBM25",
     "genrec-seq2seq": "genrec.models.seq2seq:GenRecSeq2Seq",
     "llm-rerank": "genrec.models.rerank:LLMRerank",
+    "genrec-llm": "genrec.models.genrec_llm:GenRecLLM",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -47,6 +48,7 @@ DESCRIPTIONS: dict[str, str] = {
     "title-bm25": "GPT4Rec without the LM: the last m history titles are the queries (BM25 + merge)",
     "genrec-seq2seq": "encoder-decoder over item tokens, masked-item pretraining, beam search",
     "llm-rerank": "an LLM re-ranks a retriever's top N (verbalizer, likelihood or listwise), grounded reasons",
+    "genrec-llm": "instruction-tuned LM writes the next title (GenRec); catalog-constrained or grounded decoding",
 }
 
 

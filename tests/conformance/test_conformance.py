@@ -40,6 +40,9 @@ TINY: dict[str, dict] = {
     "genrec-seq2seq": dict(pretrain_epochs=0, finetune_epochs=1, max_len=8, d_model=16, layers=1, heads=2,
                            batch_size=128, valid_users=20, patience=0, progress=False, threads=1),
     "llm-rerank": dict(backend="scratch", candidates=6, history_items=4, max_title_tokens=12, bf16=False),
+    "genrec-llm": dict(lm="tiny", epochs=1, batch_size=64, vocab_size=384, max_prompt_tokens=40, max_title_tokens=8,
+                       max_target_tokens=10, history_items=2, examples_per_user=1, num_beams=3, valid_users=4,
+                       progress=False, threads=1),
 }
 K = 10
 
