@@ -260,6 +260,9 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
                  allow_leak: bool = typer.Option(False, "--allow-leak", help="Evaluate a --model-dir model even on "
                                                  "targets it was trained on; the report then says LEAKED."),
                  min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt,
+                 by: Optional[list[str]] = typer.Option(None, "--by", help="Also print the metrics at K=10 (or the "
+                                                        "largest K below) per group of this user attribute (e.g. "
+                                                        "gender, age, occupation); repeatable."),
                  download: bool = typer.Option(False, "--download"), engine: str = EngineOpt,
                  ray_address: Optional[str] = RayAddressOpt, workers: int = WorkersOpt) -> None:
     """Fit (or load) models and evaluate them on one split, printing one table. With --engine ray
@@ -285,6 +288,14 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
         loaded = load_model(model_dir)
     sp = _load_split(dataset, data_dir, split, preprocess, seed, download, cold_items, min_rating)
     eval_sp = sp.cold_view() if cold_items else sp
+    if by:
+        from genrec.eval.groups import user_groups
+
+        for attr in by:
+            try:
+                user_groups(sp, attr)
+            except ValueError as e:
+                _fail(f"--by {attr}: {e}")
     reports: list[Report] = []
     secs_all: list[float | None] = []
     try:
@@ -304,6 +315,12 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
     except LeakedEvaluationError as e:
         _fail(f"{'--model-dir ' + str(model_dir) + ': ' if loaded is not None else ''}{e}")
     text = _print_reports(reports, secs_all)
+    if by:
+        from genrec.eval.groups import group_tables
+
+        extra = group_tables(reports, eval_sp, by, k_list)
+        typer.echo(extra)
+        text += "\n\n" + extra
     if out:
         for r in reports:
             r.save(out / r.model)

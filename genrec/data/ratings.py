@@ -118,6 +118,7 @@ def random_rating_split(dataset, test_fraction: float = 0.2, seed: int = 0) -> S
     info = {"dataset": dataset.name, "synthetic": dataset.synthetic, "preprocess": dataset.info.get("preprocess"),
             "test_fraction": test_fraction, "pairs_dropped_no_training_item": dropped}
     train = Sequences(items, times, list(seqs.log) + [f"random rating split ({test_fraction:g} test, seed {seed})"])
-    split = Split(dataset.catalog, train, [], test, "rating-random", seed, info, ratings=dataset.ratings)
+    split = Split(dataset.catalog, train, [], test, "rating-random", seed, info, ratings=dataset.ratings,
+                  user_features=dataset.info.get("user_features") or None)
     check_leakage(split)
     return split

@@ -48,6 +48,9 @@ class Split:
     #: Explicit ratings ``{user: {item: rating}}`` of the dataset (None: implicit data); models read
     #: only their training pairs' (:func:`genrec.data.ratings.train_triples`).
     ratings: dict[str, dict[str, float]] | None = field(default=None, repr=False)
+    #: The dataset's user attributes ``{user: {attribute: value}}`` (``Dataset.info["user_features"]``),
+    #: for breakdowns by group (:mod:`genrec.eval.groups`); None when it has none.
+    user_features: dict[str, dict] | None = field(default=None, repr=False)
 
     def describe(self) -> dict:
         """What a run card says about this split."""
@@ -74,7 +77,8 @@ class Split:
             raise ValueError("this split holds out no items: make it with cold_items=0.1")
         return Split(self.catalog, self.train, [c for c in self.valid if c.target in cold],
                      [c for c in self.test if c.target in cold], self.protocol, self.seed,
-                     {**self.info, "view": "cold-start targets only"}, ratings=self.ratings)
+                     {**self.info, "view": "cold-start targets only"}, ratings=self.ratings,
+                     user_features=self.user_features)
 
     def cases(self, which: str) -> list[Case]:
         if which not in ("valid", "test"):
@@ -114,7 +118,8 @@ def make_split(dataset, protocol: str = "user", seed: int = 0, *,
         train, valid, test, info = _hold_out_items(dataset.catalog, train, valid, test, info, cold_items, seed)
     info = {"dataset": dataset.name, "synthetic": dataset.synthetic,
             "preprocess": dataset.info.get("preprocess"), **info}
-    out = Split(dataset.catalog, train, valid, test, protocol, seed, info, ratings=getattr(dataset, "ratings", None))
+    out = Split(dataset.catalog, train, valid, test, protocol, seed, info, ratings=getattr(dataset, "ratings", None),
+                user_features=dataset.info.get("user_features") or None)
     if check:
         check_leakage(out)
     return out

@@ -125,6 +125,12 @@ def evaluate(model, split: Split, ks: Sequence[int] = DEFAULT_KS, *, which: str 
             _attribute_metrics(table, split.catalog, cases, lists_by_k[k], [k], attributes)
     elif lists:
         _attribute_metrics(table, split.catalog, cases, lists, ks, attributes)
+    if lists:  # popularity bias: the share of each top-K list from the 20% most popular training items
+        from genrec.eval.groups import popular_items, popular_share
+
+        head = popular_items(split)
+        for k in ks:
+            table[f"popular_share@{k}"] = float(popular_share(lists_by_k[k] if per_k else lists, head, k).mean())
     per_case = [{"user": c.user, "target": c.target, "rank": int(r)} for c, r in zip(cases, ranks)]
     for row, w in zip(per_case, whys):
         row["why"] = _why_dict(w)

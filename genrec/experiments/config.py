@@ -54,6 +54,10 @@ class EvalConfig(_Strict):
     ks: list[int] = Field(default_factory=lambda: [5, 10, 20, 40], min_length=1)
     max_cases: int | None = Field(default=None, gt=0)
     attributes: list[str] = Field(default_factory=lambda: ["categories", "brand"])
+    metrics: list[str] = Field(default_factory=lambda: ["recall", "ndcg"],
+                               description="metric names shown at every K in the page's table")
+    by: list[str] = Field(default_factory=list, description="user attributes to break the metrics down by")
+    candidates: int | None = Field(default=None, ge=2, description="also rank target + N-1 random items (LLMRank)")
 
     @field_validator("ks")
     @classmethod

@@ -81,6 +81,17 @@ def run_model(m: ModelConfig, cfg: BenchConfig, split, log: Callable[[str], None
            "eval_total_seconds": round(time.perf_counter() - t, 2), "test_cases": rep.run_card["cases"],
            "peak_memory_mb": round(peak_memory_mb(), 1), "peak_memory_scope": peak_memory_scope(),
            "fit_info": rep.run_card.get("fit_info"), "tuning": tuning}
+    if cfg.evaluate.by:
+        from genrec.eval.groups import breakdown
+
+        row["groups"] = {a: breakdown(rep, split, a, cfg.evaluate.ks) for a in cfg.evaluate.by}
+    if cfg.evaluate.candidates:
+        from genrec.eval.candidates import evaluate_candidates
+
+        cand = evaluate_candidates(model, split, cfg.evaluate.candidates, seed=cfg.seed, progress=False,
+                                   max_cases=cfg.evaluate.max_cases)
+        row["candidates"] = {"metrics": cand.table, "cases": cand.run_card["cases"],
+                             "eval_seconds": cand.run_card["eval_seconds"]}
     ks = cfg.evaluate.ks
     log(f"{m.row}: " + " ".join(f"R@{k} {rep.table[f'recall@{k}']:.4f}" for k in ks)
         + f" (fit {fit_s:.1f} s, eval {row['eval_seconds']} s)")

@@ -19,7 +19,43 @@ def _fmt(v, digits: int = 4) -> str:
 
 
 def _short(metric: str) -> str:
-    return metric.replace("recall@", "R@").replace("ndcg@", "N@")
+    return (metric.replace("recall@", "R@").replace("ndcg@", "N@").replace("precision@", "P@")
+            .replace("popular_share@", "pop share@"))
+
+
+def _extra_sections(cfg: dict, rows: list[dict]) -> list[str]:
+    """The 20-candidate protocol's table and the per-group tables, when the config asked for them."""
+    ev, out = cfg["evaluate"], []
+    n = ev.get("candidates")
+    if n and any(r.get("candidates") for r in rows):
+        cks = sorted(k for k in (1, 5, 10, 20) if k <= n)
+        cols = [f"{m}@{k}" for m in ("recall", "ndcg") for k in cks]
+        out += ["", f"## LLMRank protocol: target + {n - 1} random non-history items per test case", "",
+                "Seeded per user (genrec.eval.candidates); not comparable with the full-ranking table above.", "",
+                "| model | " + " | ".join(_short(c) for c in cols) + " | cases |", "|---|" + "---|" * (len(cols) + 1)]
+        for r in rows:
+            c = r.get("candidates")
+            if c:
+                out.append(f"| {r['model']} | " + " | ".join(_fmt(c["metrics"].get(x)) for x in cols)
+                           + f" | {c['cases']} |")
+    if ev.get("by") and any(r.get("groups") for r in rows):
+        from genrec.eval.groups import group_k
+
+        k = group_k(ev["ks"])
+        out += ["", f"## By user group (K={k})", "",
+                f"N@{k} per group; pop share@{k}: share of the top-{k} slots from the 20% most popular training "
+                "items. Groups are ordered by size; every per-group number is in the JSON (`groups`)."]
+        for attr in ev["by"]:
+            groups: dict = next((r["groups"][attr] for r in rows if r.get("groups")), {})
+            names = list(groups)
+            for metric in (f"ndcg@{k}", f"popular_share@{k}"):
+                out += ["", f"{attr}, {_short(metric)}:", "",
+                        "| model | " + " | ".join(f"{g} ({groups[g]['users']})" for g in names) + " |",
+                        "|---|" + "---|" * len(names)]
+                for r in rows:
+                    gs = (r.get("groups") or {}).get(attr, {})
+                    out.append(f"| {r['model']} | " + " | ".join(_fmt(gs.get(g, {}).get(metric)) for g in names) + " |")
+    return out
 
 
 def machine_line(m: dict) -> str:
@@ -35,7 +71,7 @@ def markdown(res: dict) -> str:
     """The Markdown page of a results dict written by :func:`genrec.experiments.runner.run`."""
     cfg, data, rows = res["config"], res["data"], res["results"]
     ks = cfg["evaluate"]["ks"]
-    cols = [f"recall@{k}" for k in ks] + [f"ndcg@{k}" for k in ks]
+    cols = [f"{m}@{k}" for m in cfg["evaluate"].get("metrics", ["recall", "ndcg"]) for k in ks]
     v = res["versions"]
     synthetic = " (SYNTHETIC)" if data.get("synthetic") else ""
     done = "" if res.get("complete", True) else (
@@ -58,6 +94,7 @@ def markdown(res: dict) -> str:
     for r in rows:
         lines.append(f"| {r['model']} | " + " | ".join(_fmt(r["metrics"].get(c)) for c in cols)
                      + f" | {r['fit_seconds']:.1f} | {r['eval_seconds']:.1f} | {r['peak_memory_mb']:.0f} |")
+    lines += _extra_sections(cfg, rows)
     if res["anchors"]:
         lines += ["", "Published anchors (other preprocessing and code; read them, do not chase them):", ""]
         for a in res["anchors"]:

@@ -109,3 +109,15 @@ def test_lightfm_ranks_items_of_the_history_s_kind_first(loss):
     # deterministic for a seed (num_threads=1)
     again = create("lightfm", factors=8, epochs=30, loss=loss, seed=0).fit(split)
     np.testing.assert_allclose(again.item_factors_, model.item_factors_)
+
+
+def test_the_movielens_loader_keeps_ratings_through_preprocessing_and_splits(tmp_path):
+    from genrec.data.loaders.movielens import load_movielens
+    from tests.data.test_loaders_movielens import write_100k
+
+    ds = load_movielens(write_100k(tmp_path / "m"), "m")
+    assert ds.ratings == {"1": {"2": 5.0, "3": 4.0, "1": 3.0}, "2": {"1": 2.0, "2": 5.0}}
+    split = make_split(ds.preprocess("standard"), "loo", seed=0)
+    assert [(c.user, c.item, c.rating) for c in rating_cases(split)] == [("1", "2", 5.0), ("2", "2", 5.0)]
+    liked = load_movielens(tmp_path / "m", "m", min_rating=4)
+    assert liked.ratings == {"1": {"2": 5.0, "3": 4.0}, "2": {"2": 5.0}}

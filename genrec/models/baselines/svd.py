@@ -115,12 +115,13 @@ class SVD(ScoringRecommender):
         self.user_index_ = {trainset.to_raw_uid(inner): inner for inner in trainset.all_users()}
         self.pu_ = np.asarray(algo.pu, dtype=np.float64)
         self.bu_ = np.asarray(algo.bu, dtype=np.float64)
-        self.like_ = float(self.like_rating) if self.like_rating is not None else hi
         return self
 
     def user_factors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
         """Fold-in: ridge regression of ``like - mu - b_i`` on ``q_i`` over each history's items."""
-        q, k = self.qi_, self.factors
+        q, k = self.qi_, self.qi_.shape[1]
+        # read here, not at fit: like_rating can change without refitting (a score-only parameter)
+        like = float(self.like_rating) if self.like_rating is not None else self.scale_[1]
         out = np.zeros((len(histories), k), dtype=np.float64)
         eye = self.reg_all * np.eye(k)
         for r, h in enumerate(histories):
@@ -130,7 +131,7 @@ class SVD(ScoringRecommender):
             if len(h) == 0:
                 continue
             qh = q[h]
-            y = self.like_ - self.mu_ - self.bi_[h]
+            y = like - self.mu_ - self.bi_[h]
             # reg scaled by the number of items, as surprise's SGD applies reg_all once per rating
             out[r] = np.linalg.solve(qh.T @ qh + len(h) * eye, qh.T @ y)
         return out
