@@ -15,6 +15,9 @@ Endpoints (OpenAPI at ``/docs`` and ``/openapi.json``):
 - ``POST /items``, ``PATCH /items/{id}``, ``DELETE /items/{id}`` (token); ``GET /items/{id}``.
 - ``GET /users?limit=&cursor=`` (a page and ``next_cursor``), ``GET /users/{id}/history`` (404 for a
   user without events), ``GET /health``, ``GET /metrics``; the web page at ``/``.
+- ``POST /chat``: a message (+ ``user`` or ``history``, + ``conversation_id`` to continue) -> items with
+  reasons, the queries searched and the exact LLM prompt (:mod:`genrec.serve.chatting`);
+  ``POST /chat/preview`` (the prompt only), ``GET /chat/{id}``, ``DELETE /chat/{id}``.
 
 Errors always have the body ``{"detail": "...", "errors": [...]}``; 503 when the database is down.
 Start-up (:mod:`genrec.serve.server`) reads ``GENREC_DB_URL`` and the slow-client limits from the

@@ -1,6 +1,7 @@
 """The HTTP service: a FastAPI app over one loaded model, a database, and a web page.
 
 The pieces: :mod:`.service` (the domain, no HTTP), :mod:`.recommending` (``POST /recommend``),
+:mod:`.chatting` (``POST /chat``, with :mod:`.chat_search`, :mod:`.chat_store`, :mod:`.chat_routes`),
 :mod:`.catalog_state`, :mod:`.batching` (cross-thread micro-batching), :mod:`.auth`,
 :mod:`.routes` (FastAPI only), :mod:`.docs` (page and /docs), :mod:`.server` (start-up).
 

@@ -33,6 +33,8 @@ BAD = [
     (["train", "-m", "itemknn", "-o", "/nonexistent/x", "-p", "itemknn.fill_popular=maybe"], ["itemknn.fill_popular", "'maybe'"]),
     (["datasets", "stats", "demo", "--preprocess", "x"], ["--preprocess", "'x'"]),
     (["models", "show", "itemknm"], ["unknown model 'itemknm'"]),
+    (["serve", "--model-dir", "/nonexistent", "--chat-backend", "gpt5"], ["--chat-backend", "'gpt5'", "openai:"]),
+    (["serve", "--model-dir", "/nonexistent", "--chat-llm-cache", "maybe"], ["--chat-llm-cache", "'maybe'"]),
 ]
 
 

@@ -91,7 +91,10 @@ def test_default_prompt_sent_to_the_server_has_no_user_id_or_history(pop_dir, se
 
 
 def test_allowed_user_id_is_sent_and_the_cache_says_where_it_writes(pop_dir, serve_split, db_url, llm_server,
-                                                                    tmp_path, monkeypatch):
+                                                                    tmp_path, monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="genrec.serve")
     monkeypatch.setenv("GENREC_CACHE", str(tmp_path / "cache"))
     base, rec = llm_server
     hist = serve_split.catalog.ids[5:7]
@@ -99,6 +102,10 @@ def test_allowed_user_id_is_sent_and_the_cache_says_where_it_writes(pop_dir, ser
     with serving(pop_dir, db_url, open_writes=True, chat=cfg) as url, httpx.Client(base_url=url, timeout=120) as c:
         cache = c.get("/health").json()["chat"]["llm_cache"]
         assert cache == {"mode": "record", "path": str(tmp_path / "cache" / "llm" / "calls.sqlite")}
+        # ... and the start-up log said so, and what prompts may hold.
+        logged = [r.getMessage() for r in caplog.records if r.name == "genrec.serve"]
+        assert f"chat LLM cache: record, writing to {cache['path']}" in logged
+        assert "chat prompts include the user id: yes; the user's own items: no" in logged
         assert c.post("/events", json={"events": [{"user": USER, "item": i} for i in hist]}).status_code == 200
         before = len(rec.requests)
         req = {"message": "a gift for a tea lover", "user": USER, "k": 3}
