@@ -100,7 +100,7 @@ class TitleSearch:
         if self.embed is None:
             log.info("chat: embedding %d catalog titles with %s (cached under the genrec cache root)",
                      len(titles), self.embedder_spec)
-            self.embed = EmbeddingIndex.for_catalog(cat, self.embedder_spec)
+            self.embed = EmbeddingIndex.for_catalog(cat, self.embedder_spec, progress=True)  # a bar on stderr
             return
         changed = {i: t for i, t in titles.items() if self._titles.get(i) != t}
         if changed:
