@@ -173,3 +173,24 @@ def test_minilm_search_finds_meaning_and_follows_catalog_edits(small_pop, db_url
         got = {x["item_id"]: x for x in r["items"]}
         assert "NEW-1" in got and "embedding" in got["NEW-1"]["sources"]
     assert list((tmp_path / "cache" / "embed").glob("*.npz"))  # the catalog's vectors were cached
+
+
+def test_a_turn_computed_from_a_stale_read_is_refused(any_db):
+    """Two requests racing on one conversation both read turn 1 and both try to write turn 2: the
+    second write is a Conflict (409), not a duplicate or a lost turn."""
+    from genrec.serve.chat_store import ChatStore, Turn
+    from genrec.serve.errors import Conflict
+    from genrec.serve.store import Store
+
+    store = Store(any_db)
+    try:
+        chats = ChatStore(store)
+        conv = chats.add_turn(None, Turn(1, "hi", [], ["a"], "ok"), user_id="u", history=None)
+        chats.add_turn(conv, Turn(2, "first writer", [], ["b"], "ok"), user_id="u", history=None)
+        with pytest.raises(Conflict, match="another turn meanwhile"):
+            chats.add_turn(conv, Turn(2, "second writer", [], ["c"], "ok"), user_id="u", history=None)
+        got = chats.get(conv)
+        assert [(t.turn, t.message) for t in got.turns] == [(1, "hi"), (2, "first writer")]
+        assert [t.message for t in chats.get(conv, last=1).turns] == ["first writer"]
+    finally:
+        store.close()
