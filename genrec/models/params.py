@@ -111,6 +111,24 @@ HELP: dict[str, str] = {
     "genrec-seq2seq.eval_batch_size": "histories per scoring batch",
     "genrec-seq2seq.init_std": "standard deviation of the weight initialisation",
     "genrec-seq2seq.finetune_sample": "fraction of next-item examples used per fine-tuning epoch",
+    "p5.lm": "the language model: tiny/small/base (a GPT-2 trained here from scratch) or a pretrained name/path (LoRA)",
+    "p5.item_ids": "how prompts name items: title (cleaned titles, duplicates numbered) or random (seeded numbers)",
+    "p5.grad_accum": "batches per optimizer step",
+    "p5.warmup_ratio": "fraction of training steps with a rising learning rate",
+    "p5.sequential_examples": "training examples per user of the sequential task (next item)",
+    "p5.direct_examples": "training examples per user of the direct task (choose among candidates)",
+    "p5.yesno_examples": "training examples per user of the yes/no task (half the target, half a sampled item)",
+    "p5.rating_examples": "training examples per user of the rating task (only when the split has ratings)",
+    "p5.explanation_examples": "training examples per user of the explanation task (only when the split has reviews)",
+    "p5.max_history": "the most recent history items in a prompt",
+    "p5.candidates": "candidates in a direct-recommendation prompt (the target and sampled items)",
+    "p5.beams": "beams of the catalog-constrained beam search; ranks beyond are filled by popularity",
+    "p5.max_title_tokens": "item titles are cut to this many tokens in prompts and answers",
+    "p5.max_answer_tokens": "answers (reviews) are cut to this many tokens",
+    "p5.max_prompt_tokens": "prompts longer than this drop their oldest history items (training examples are dropped)",
+    "p5.vocab_size": "BPE vocabulary of a scratch LM's tokenizer (trained on the item identifiers)",
+    "p5.lora_r": "LoRA rank for a pretrained lm (0 = train every weight)",
+    "p5.template": "the sequential template recommend() uses: seq-1, seq-2, seq-3 (seen) or seq-unseen (held out)",
 }
 
 
@@ -184,6 +202,12 @@ RANGES: dict[str, Range] = {
     "genrec-llm.max_target_tokens": POS, "genrec-llm.max_prompt_tokens": POS, "genrec-llm.examples_per_user": POS,
     "genrec-llm.vocab_size": Range(256), "genrec-llm.checkpoint_every": NONNEG, "genrec-llm.warmup_ratio": PROB,
     "genrec-llm.gen_batch_size": POS,
+    "p5.item_ids": Range(choices=("title", "random")), "p5.grad_accum": POS, "p5.warmup_ratio": PROB,
+    "p5.sequential_examples": NONNEG, "p5.direct_examples": NONNEG, "p5.yesno_examples": NONNEG,
+    "p5.rating_examples": NONNEG, "p5.explanation_examples": NONNEG, "p5.max_history": NONNEG,
+    "p5.candidates": Range(2), "p5.beams": POS, "p5.max_title_tokens": POS, "p5.max_answer_tokens": POS,
+    "p5.max_prompt_tokens": Range(16), "p5.vocab_size": Range(256), "p5.lora_r": NONNEG,
+    "p5.template": Range(choices=("seq-1", "seq-2", "seq-3", "seq-unseen")),
 }
 
 

@@ -31,6 +31,7 @@ MODELS: dict[str, str] = {
     "genrec-seq2seq": "genrec.models.seq2seq:GenRecSeq2Seq",
     "llm-rerank": "genrec.models.rerank:LLMRerank",
     "genrec-llm": "genrec.models.genrec_llm:GenRecLLM",
+    "p5": "genrec.models.p5:P5",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -49,6 +50,7 @@ DESCRIPTIONS: dict[str, str] = {
     "genrec-seq2seq": "encoder-decoder over item tokens, masked-item pretraining, beam search",
     "llm-rerank": "an LLM re-ranks a retriever's top N (verbalizer, likelihood or listwise), grounded reasons",
     "genrec-llm": "instruction-tuned LM writes the next title (GenRec); catalog-constrained or grounded decoding",
+    "p5": "one causal LM on multi-task prompts (sequential, direct, yes/no, rating), catalog-constrained beams",
 }
 
 

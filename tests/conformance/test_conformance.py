@@ -43,6 +43,9 @@ TINY: dict[str, dict] = {
     "genrec-llm": dict(lm="tiny", epochs=1, batch_size=64, vocab_size=384, max_prompt_tokens=40, max_title_tokens=8,
                        max_target_tokens=10, history_items=2, examples_per_user=1, num_beams=3, valid_users=4,
                        progress=False, threads=1),
+    "p5": dict(lm="tiny", epochs=1, batch_size=64, sequential_examples=2, direct_examples=1, yesno_examples=1,
+               candidates=4, beams=4, vocab_size=512, max_prompt_tokens=160, valid_users=10, bf16=False,
+               progress=False, threads=1),
 }
 K = 10
 
