@@ -17,6 +17,11 @@ from typing import Sequence
 
 from genrec.llm.constrained import TokenTrie
 
+#: Beams scoring below this are dead: when the tree leaves fewer live continuations than beams,
+#: transformers' beam search fills its beams with masked candidates (scores near -1e9) and returns
+#: them as copies of finished ones (the same rule as genrec-llm's decoding.DEAD).
+DEAD = -1e4
+
 
 class CatalogDecoder:
     """Identifier token ids of the items the model may name, and the popularity order."""
@@ -58,7 +63,7 @@ class CatalogDecoder:
             for _text, score, _n, ended, new_ids in rows:
                 toks = tuple(new_ids[:-1]) if ended and new_ids and new_ids[-1] == self.eos_id else None
                 j = self.by_tokens.get(toks) if toks is not None else None
-                if j is not None and j not in banned and j not in items:
+                if j is not None and j not in banned and j not in items and score > DEAD:
                     items.append(j)
                     scores.append(float(score))
         from_beams = len(items)
