@@ -107,8 +107,8 @@ def build_examples(users: Sequence[str], seqs: Sequence[np.ndarray], ident: Sequ
     ``reviews``: parallel to ``seqs``, ``None`` for a user without them)."""
     out: list[Example] = []
     h = cfg.max_history
-    for n, (user, s) in enumerate(zip(users, seqs)):
-        s = [int(x) for x in s]
+    for n, (user, seq) in enumerate(zip(users, seqs)):
+        s = [int(x) for x in seq]
         user_items = set(s)
         r_u = ratings[n] if ratings is not None else None
         v_u = reviews[n] if reviews is not None else None

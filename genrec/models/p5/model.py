@@ -57,6 +57,7 @@ class P5(P5TasksMixin, Recommender):
     #: How many items of each list ``recommend`` made came from beam search (the rest: the
     #: popularity fill); a diagnostic the benchmark reads and clears.
     beam_counts: list[int]
+    _decoder: Any = None
 
     def __init__(self, lm: str = "tiny", item_ids: str = "title", epochs: int = 4, lr: float | None = None,
                  batch_size: int = 32, grad_accum: int = 1, warmup_ratio: float = 0.05,
