@@ -14,6 +14,7 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+SCORE_BLOCK_FLOATS = 16_000_000
 STOPWORDS = frozenset("""a an and are as at be but by for from has have in into is it its of on or
 that the this to was were will with""".split())
 
@@ -98,32 +99,42 @@ class BM25Index:
         bm.index(self._encoded, show_progress=False)
         self._bm25 = bm
 
-    def search(self, queries: Sequence[str], n: int = 10, exclude: Collection[str] = ()
+    def search(self, queries: Sequence[str], n: int = 10, exclude: Collection[str] = (), batch: int = 64
                ) -> tuple[list[list[str]], list[list[float]]]:
-        """Top-``n`` document ids and scores per query, best first; documents that share no term
-        with the query are not returned (so a list can be shorter than ``n``). Documents whose id
-        is in ``exclude`` are never returned and take no place in the top ``n`` (bm25s zeroes
-        their scores), so a caller that filters out most of the catalog need not search deeper."""
+        """Top-``n`` document ids and scores per query, best first, ties by lower document number;
+        documents that share no term with the query are not returned (so a list can be shorter
+        than ``n``). Documents whose id is in ``exclude`` are never returned and take no place in
+        the top ``n``, so a caller that filters out most of the catalog need not search deeper.
+
+        Scores are bm25s's own (``get_scores_from_ids``), ``batch`` queries at a time; the top ``n``
+        is genrec's :func:`~genrec.models.base.top_k`, not bm25s's ``retrieve``: bm25s selects with
+        ``np.argpartition(scores, -k)`` on mostly-zero score rows, which measured ~10x slower at
+        100k documents (benchmarks/bm25_search.py), and breaks ties arbitrarily."""
         if not queries:
             return [], []
         if self._bm25 is None:
             return [[] for _ in queries], [[] for _ in queries]
+        from genrec.models.base import top_k
+
+        bm = self._bm25
         n = max(1, min(int(n), len(self.ids)))
-        mask = None
-        if exclude:
-            mask = np.ones(len(self.ids), dtype=np.float32)
-            mask[self._positions(exclude)] = 0.0
-        vocab = self._bm25.vocab_dict
-        toks = [[w for w in tokenize(q) if w in vocab] for q in queries]
-        has = [i for i, t in enumerate(toks) if t]
+        banned = np.asarray(self._positions(exclude), dtype=np.int64) if exclude else None
+        vocab = bm.vocab_dict
+        toks = [[vocab[w] for w in tokenize(q) if w in vocab] for q in queries]
         out_ids: list[list[str]] = [[] for _ in queries]
         out_sc: list[list[float]] = [[] for _ in queries]
-        if has:
-            docs, scores = self._bm25.retrieve([toks[i] for i in has], k=n, show_progress=False,
-                                               return_as="tuple", weight_mask=mask)
-            docs, scores = np.asarray(docs), np.asarray(scores)
-            for r, i in enumerate(has):
-                keep = scores[r] > 0
-                out_ids[i] = [self.ids[d] for d in docs[r][keep]]
-                out_sc[i] = scores[r][keep].astype(float).tolist()
+        has = [i for i, t in enumerate(toks) if t]
+        batch = max(1, min(batch, SCORE_BLOCK_FLOATS // len(self.ids)))  # at most 64 MB of float32 scores
+        for start in range(0, len(has), batch):
+            rows = has[start:start + batch]
+            scores = np.zeros((len(rows), len(self.ids)), dtype=np.float32)
+            for r, q in enumerate(rows):
+                scores[r] = bm.get_scores_from_ids(toks[q])
+            if banned is not None and len(banned):
+                scores[:, banned] = 0.0
+            top, top_s = top_k(scores, n)
+            for r, q in enumerate(rows):
+                keep = top_s[r] > 0
+                out_ids[q] = [self.ids[d] for d in top[r][keep]]
+                out_sc[q] = top_s[r][keep].astype(float).tolist()
         return out_ids, out_sc

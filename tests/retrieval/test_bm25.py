@@ -84,3 +84,43 @@ def test_agrees_with_rank_bm25_on_same_tokens():
         ref_top = np.argsort(-s, kind="stable")[:5]
         np.testing.assert_allclose(np.array(gs) * (k1 + 1), s[ref_top], rtol=1e-4)
         assert gi[0] == ids[ref_top[0]] or s[ref_top[0]] == pytest.approx(s[ref_top[1]])
+
+
+def test_search_equals_bm25s_retrieve_with_deterministic_ties():
+    """search() selects with genrec's top_k instead of bm25s's retrieve (~10x faster at 100k
+    documents): same scores as retrieve, and the same ids wherever retrieve's order is not a tie;
+    ties go to the lower document number, so the top n is a prefix of the top n + 5."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    p = 1 / np.arange(1, 301)
+    p /= p.sum()
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 9)), p=p)) for _ in range(3000)]
+    ids = [f"d{i}" for i in range(len(texts))]
+    idx = BM25Index().build(ids, texts)
+    queries = [" ".join(rng.choice(words[:120], size=int(rng.integers(1, 4)))) for _ in range(150)]
+    queries += ["", "nothing matches this"]
+    exclude = set(ids[::7])
+    got_ids, got_sc = idx.search(queries, 10, exclude=exclude, batch=16)
+    more_ids, _ = idx.search(queries, 15, exclude=exclude)
+    vocab = idx._bm25.vocab_dict
+    mask = np.ones(len(ids), dtype=np.float32)
+    mask[idx._positions(exclude)] = 0
+    for q, gi, gs, mi in zip(queries, got_ids, got_sc, more_ids):
+        toks = [w for w in tokenize(q) if w in vocab]
+        assert gi == mi[:len(gi)]
+        if not toks:
+            assert gi == [] and gs == []
+            continue
+        assert not exclude & set(gi)
+        ref_d, ref_s = idx._bm25.retrieve([toks], k=10, show_progress=False, return_as="tuple", weight_mask=mask)
+        keep = ref_s[0] > 0
+        ref_ids, ref_scores = [ids[d] for d in ref_d[0][keep]], ref_s[0][keep]
+        np.testing.assert_array_equal(np.asarray(gs, dtype=np.float32), ref_scores)  # same scores, same order
+        full = idx._bm25.get_scores_from_ids([vocab[w] for w in toks]) * mask
+        order = np.lexsort((np.arange(len(ids)), -full))  # brute force: score desc, then document number
+        want = [ids[d] for d in order[:10] if full[d] > 0]
+        assert gi == want
+        for j, (a, b) in enumerate(zip(gi, ref_ids)):
+            if a != b:  # only where retrieve broke a tie another way
+                assert gs[j] in np.asarray(gs)[np.arange(len(gs)) != j] or gs[j] == ref_scores[-1]
+    assert len([q for q in got_ids if q]) > 100
