@@ -239,13 +239,17 @@ def _path_below_top(raw: object, category: str, *, path: Path, line: int) -> tup
 
 
 def load_amazon_reviews(folder: str | Path, name: str = "amazon-reviews", category: str | None = None, *,
-                        reviews_file: str | Path | None = None, meta_file: str | Path | None = None) -> Dataset:
+                        reviews_file: str | Path | None = None, meta_file: str | Path | None = None,
+                        stream: bool = True) -> Dataset:
     """Amazon review dumps (2014 or 2018) as a raw Dataset with timestamps.
 
     Files are found by :func:`find_review_files` unless ``reviews_file``/``meta_file`` are given.
     A review without ``reviewerID``, ``asin`` or ``unixReviewTime`` is a DataError with its line.
     Duplicate ``asin`` records in the metadata (the 2018 dumps have some) keep the first, with a
     counted warning; only items that occur in the reviews enter the catalog.
+    ``stream`` (default): the reviews are read line by line into compact integer arrays
+    (:class:`~genrec.data.loaders.events.EventLog`); ``stream=False`` holds Python lists of every
+    row (the reference the tests compare with; same Dataset).
     """
     folder = Path(folder)
     if reviews_file is None:
@@ -255,6 +259,9 @@ def load_amazon_reviews(folder: str | Path, name: str = "amazon-reviews", catego
     else:
         rpath, mpath = Path(reviews_file), None if meta_file is None else Path(meta_file)
     cat = category or _review_category(rpath.name) or ""
+    from genrec.data.loaders.events import EventLog
+
+    log = EventLog(with_times=True) if stream else None
     users: list[str] = []
     items: list[str] = []
     times: list[float] = []
@@ -267,15 +274,20 @@ def load_amazon_reviews(folder: str | Path, name: str = "amazon-reviews", catego
         except (TypeError, ValueError):
             raise DataError(f"not a number: {d['unixReviewTime']!r}", path=rpath, line=n,
                             field="unixReviewTime") from None
-        users.append(str(d["reviewerID"]))
-        items.append(str(d["asin"]))
-        times.append(t)
-    if not users:
+        if log is not None:
+            log.add(str(d["reviewerID"]), str(d["asin"]), t)
+        else:
+            users.append(str(d["reviewerID"]))
+            items.append(str(d["asin"]))
+            times.append(t)
+    count = len(log) if log is not None else len(users)
+    if not count:
         raise DataError("no reviews", path=rpath)
-    seqs = sequences_from_events(users, items, times,
-                                 f"loaded {rpath}: {len(users):,} reviews ordered by unixReviewTime, "
-                                 f"ties in file order")
-    used = set(items)
+    note = f"loaded {rpath}: {count:,} reviews ordered by unixReviewTime, ties in file order"
+    if log is not None:
+        seqs, used = log.sequences(note), log.item_ids()
+    else:
+        seqs, used = sequences_from_events(users, items, times, note), set(items)
     n_missing = len(used)
     if mpath is not None:
         known: dict[str, Item] = {}

@@ -166,15 +166,21 @@ def _read_parquet(path: Path) -> tuple[list[str], Iterator[tuple[int, dict[str, 
     except ImportError:  # pragma: no cover - depends on the environment
         raise GenrecError(f"{path}: reading Parquet needs pyarrow: pip install 'genrec[parquet]'") from None
     try:
-        table = pq.read_table(path)
+        pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for corrupt files
         raise DataError(f"cannot read Parquet ({e})", path=path) from None
-    cols = table.column_names
-    data = table.to_pydict()
+    cols = pf.schema_arrow.names
 
     def rows() -> Iterator[tuple[int, dict[str, Any]]]:
-        for n in range(table.num_rows):
-            yield n + 1, {c: data[c][n] for c in cols}  # "line" = 1-based row number
+        n = 0
+        try:  # record batches: memory bounded by one batch, not the file
+            for batch in pf.iter_batches(batch_size=65536):
+                data = batch.to_pydict()
+                for j in range(batch.num_rows):
+                    n += 1
+                    yield n, {c: data[c][j] for c in cols}  # "line" = 1-based row number
+        except OSError as e:
+            raise DataError(f"cannot read Parquet ({e})", path=path, line=n + 1) from None
 
     return cols, rows()
 
@@ -200,13 +206,18 @@ def _id(raw: object, *, path: Path, line: int, field: str) -> str:
 
 def load_interactions(path: str | Path, items: str | Path | None = None, *, user_col: str = "user",
                       item_col: str = "item", time_col: str | None = "timestamp", sep: str | None = None,
-                      name: str | None = None) -> Dataset:
+                      name: str | None = None, stream: bool = True) -> Dataset:
     """Load interactions (CSV/TSV/Parquet) and an optional items table into a raw Dataset.
 
     ``time_col=None`` ignores times. The default ``"timestamp"`` is optional: without that column
     sequences keep file order. A column name you pass explicitly must exist. Unknown columns raise
     a DataError listing the columns the file has. ``sep`` defaults to tab for ``.tsv``, else comma.
+    ``stream`` (default): rows (CSV lines, Parquet record batches) go into compact integer arrays
+    (:class:`~genrec.data.loaders.events.EventLog`); ``stream=False`` keeps Python lists of every
+    row (the reference the tests compare with; same Dataset).
     """
+    from genrec.data.loaders.events import EventLog
+
     path = Path(path)
     columns, rows = _read_rows(path, sep)
     _need(columns, user_col, path, "user")
@@ -218,16 +229,27 @@ def load_interactions(path: str | Path, items: str | Path | None = None, *, user
     users: list[str] = []
     its: list[str] = []
     times: list[float] | None = [] if time_col else None
+    log = EventLog(with_times=time_col is not None) if stream else None
     for n, row in rows:
-        users.append(_id(row[user_col], path=path, line=n, field=user_col))
-        its.append(_id(row[item_col], path=path, line=n, field=item_col))
-        if times is not None and time_col is not None:
-            times.append(parse_time(row[time_col], path=path, line=n, field=time_col))
-    if not users:
+        u = _id(row[user_col], path=path, line=n, field=user_col)
+        i = _id(row[item_col], path=path, line=n, field=item_col)
+        t = parse_time(row[time_col], path=path, line=n, field=time_col) if time_col is not None else None
+        if log is not None:
+            log.add(u, i, t)
+            continue
+        users.append(u)
+        its.append(i)
+        if times is not None and t is not None:
+            times.append(t)
+    count = len(log) if log is not None else len(users)
+    if not count:
         raise DataError("no interactions (the file has a header but no rows)", path=path)
     order = f"ordered by {time_col!r}, ties in file order" if time_col else "in file order (no time column)"
-    seqs = sequences_from_events(users, its, times, f"loaded {path}: {len(users):,} interactions, {order}")
-    used = set(its)
+    note = f"loaded {path}: {count:,} interactions, {order}"
+    if log is not None:
+        seqs, used = log.sequences(note), log.item_ids()
+    else:
+        seqs, used = sequences_from_events(users, its, times, note), set(its)
     if items is not None:
         known = load_items_table(items, item_col=item_col)
         catalog, n_missing = catalog_with_missing(known, used, source=str(items), what=Path(items).name)
