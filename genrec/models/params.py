@@ -208,6 +208,8 @@ RANGES: dict[str, Range] = {
     "p5.candidates": Range(2), "p5.beams": POS, "p5.max_title_tokens": POS, "p5.max_answer_tokens": POS,
     "p5.max_prompt_tokens": Range(16), "p5.vocab_size": Range(256), "p5.lora_r": NONNEG,
     "p5.template": Range(choices=("seq-1", "seq-2", "seq-3", "seq-unseen")),
+    "llm-rerank.profile": Range(choices=("off", "on")), "llm-rerank.shots": Range(0, 8),
+    "llm-rerank.explain": Range(choices=("grounded", "llm")), "llm-rerank.explain_top": NONNEG,
 }
 
 

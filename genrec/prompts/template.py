@@ -200,5 +200,5 @@ def last_items(items: Sequence[Any], n: int | None) -> list[Any]:
         return list(items)
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    return list(items)[len(items) - n:] if n else []
+    return list(items)[max(0, len(items) - n):] if n else []  # max: n may exceed len(items)
 

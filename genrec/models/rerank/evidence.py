@@ -1,6 +1,7 @@
 """Grounded explanations: for each re-ranked item, evidence taken from the user's history and the
 catalog only, and a reason written from that evidence by a fixed sentence (no generated text, so
-nothing in it can be invented).
+nothing in it can be invented). With ``explain="llm"`` a generated sentence is appended, marked
+as such, with what it cites that the data does not (:mod:`.reasons`).
 
 Evidence for a candidate: the history item (of those shown in the prompt) whose title shares the
 most words with the candidate's (ties: the most recent), the most recent history item of the same
@@ -26,8 +27,10 @@ def title_words(title: str) -> set[str]:
 
 
 def explain(item_id: str, history: Sequence[str], catalog: Catalog, *, mode: str, rank: int, of: int,
-            retriever_rank: int) -> Explanation:
-    """The explanation of ``item_id`` ranked ``rank`` (1-based) of ``of`` candidates by the LLM."""
+            retriever_rank: int, reason: tuple[str, list[str]] | None = None) -> Explanation:
+    """The explanation of ``item_id`` ranked ``rank`` (1-based) of ``of`` candidates by the LLM;
+    ``reason`` (``explain="llm"``): a generated sentence and its unsupported citations, appended
+    and marked as generated (and unchecked claims named)."""
     item = catalog[item_id]
     words = title_words(item.title)
     ev: list[Evidence] = []
@@ -55,4 +58,8 @@ def explain(item_id: str, history: Sequence[str], catalog: Catalog, *, mode: str
             break
     head = f"LLM {mode} rank {rank} of {of} candidates (retriever rank {retriever_rank})"
     tail = "; ".join(reasons) if reasons else "no shared words, brand or category with the history shown"
+    if reason is not None:
+        text, bad = reason
+        tail += f". LLM-written reason: {text!r}" + (f" (cites what the history and catalog do not: "
+                                                     f"{'; '.join(bad[:3])})" if bad else "")
     return Explanation(item_id, f"{head}: {tail}", tuple(ev))

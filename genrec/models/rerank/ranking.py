@@ -32,13 +32,14 @@ MODES = ("verbalizer", "likelihood", "listwise")
 @dataclass
 class Task:
     """One user's re-ranking job: history titles (oldest first) and candidate ids and titles in
-    retriever order; ``order`` and ``notes`` are filled by :func:`rank_tasks`."""
+    retriever order, the profile sentence (when shown); ``order`` and ``notes`` are filled by :func:`rank_tasks`."""
 
     history: list[str]
     candidate_ids: list[str]
     candidates: list[str]
     order: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    profile: str = ""
 
 
 def shuffles(candidate_ids: Sequence[str], bootstrap: int, seed: int) -> list[list[int]]:
@@ -70,12 +71,12 @@ def rank_tasks(backend, maker: PromptMaker, tasks: Sequence[Task], *, bootstrap:
         return
     if mode == "likelihood":
         for t in todo:
-            prompt = maker.render(t.history)
+            prompt = maker.render(t.history, profile=t.profile)
             got = backend.score(prompt, [maker.continuation(c) for c in t.candidates])
             t.order = _by_score([s.mean for s in got], list(range(len(t.candidates))))
         return
     jobs = [(t, perm) for t in todo for perm in shuffles(t.candidate_ids, bootstrap, seed)]
-    prompts = [maker.render(t.history, [t.candidates[i] for i in perm]) for t, perm in jobs]
+    prompts = [maker.render(t.history, [t.candidates[i] for i in perm], t.profile) for t, perm in jobs]
     passes: list[list[int]] = []
     if mode == "verbalizer":
         letters = labels(max(len(t.candidates) for t in todo))
