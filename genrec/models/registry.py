@@ -41,7 +41,7 @@ DESCRIPTIONS: dict[str, str] = {
     "als": "matrix factorisation, alternating least squares (implicit), history fold-in",
     "bpr": "matrix factorisation, Bayesian personalised ranking (implicit), history fold-in",
     "svd": "matrix factorisation of explicit ratings (scikit-surprise SVD), ranked by predicted rating",
-    "lightfm": "LightFM (lightfm-next fork), BPR or WARP loss, users as their history items",
+    "lightfm": "LightFM (lightfm-next fork), BPR or WARP loss, history fold-in",
     "content": "bag-of-words title vectors mean-pooled over the history (GPT4Rec's ContentRec)",
     "sasrec": "self-attentive sequential recommendation (PyTorch)",
     "bert4rec": "bidirectional masked-item transformer (PyTorch)",
