@@ -260,6 +260,9 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
                  allow_leak: bool = typer.Option(False, "--allow-leak", help="Evaluate a --model-dir model even on "
                                                  "targets it was trained on; the report then says LEAKED."),
                  min_rating: Optional[float] = MinRatingOpt, threads: Optional[int] = ThreadsOpt,
+                 candidates: Optional[int] = typer.Option(None, "--candidates", help="Also rank each target among "
+                                                          "N-1 random non-history items (LLMRank's protocol: 20); "
+                                                          "seeded per user, not comparable with full ranking."),
                  by: Optional[list[str]] = typer.Option(None, "--by", help="Also print the metrics at K=10 (or the "
                                                         "largest K below) per group of this user attribute (e.g. "
                                                         "gender, age, occupation); repeatable."),
@@ -276,6 +279,8 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
     k_list = parse_ks(ks)
     check_choice("--on", which, WHICH)
     check_positive("--max-cases", max_cases)
+    if candidates is not None and candidates < 2:
+        raise UsageError(f"--candidates {candidates}: must be at least 2")
     if not 0 <= cold_items < 1:
         raise UsageError(f"--cold-items {cold_items:g}: must be a fraction in [0, 1)")
     check_data_args(dataset, split, preprocess, min_rating)
@@ -298,6 +303,7 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
                 _fail(f"--by {attr}: {e}")
     reports: list[Report] = []
     secs_all: list[float | None] = []
+    fitted: list = []
     try:
         if loaded is not None:
             if eng is not None:
@@ -305,6 +311,7 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
             reports.append(evaluate(loaded, eval_sp, k_list, allow_leak=allow_leak, which=which,
                                     max_cases=max_cases, seed=seed, engine=eng))
             secs_all.append(None)
+            fitted.append(loaded)
         for m in built:
             m, secs = _fit(m, sp)
             if eng is not None:
@@ -312,9 +319,20 @@ def evaluate_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="Mo
             reports.append(evaluate(m, eval_sp, k_list, fit_seconds=secs, allow_leak=allow_leak, which=which,
                                     max_cases=max_cases, seed=seed, engine=eng))
             secs_all.append(secs)
+            fitted.append(m)
     except LeakedEvaluationError as e:
         _fail(f"{'--model-dir ' + str(model_dir) + ': ' if loaded is not None else ''}{e}")
     text = _print_reports(reports, secs_all)
+    if candidates:
+        from genrec.eval.candidates import evaluate_candidates
+        from genrec.eval.report import markdown_table
+
+        reps = [evaluate_candidates(m, eval_sp, candidates, which=which, seed=seed, max_cases=max_cases, progress=False)
+                for m in fitted]
+        extra = (f"Target + {candidates - 1} random non-history items per case (seed {seed}; not comparable with "
+                 "the full-ranking table):\n\n" + markdown_table(reps, extra=("eval_seconds",)))
+        typer.echo(extra)
+        text += "\n\n" + extra
     if by:
         from genrec.eval.groups import group_tables
 

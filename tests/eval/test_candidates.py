@@ -113,3 +113,16 @@ def test_same_as_sampled_evaluate_in_distribution(demo_loo):
     full = evaluate(pop, demo_loo, ks=(10,), progress=False)
     assert cand.table["recall@10"] > full.table["recall@10"]
     assert 0 < cand.table["ndcg@1"] <= cand.table["ndcg@5"] <= cand.table["ndcg@20"] <= 1
+
+
+def test_genrec_evaluate_prints_the_candidate_protocol():
+    from tests.cli.helpers import run
+
+    res = run("evaluate", "-m", "pop", "--dataset", "demo", "--split", "loo", "--ks", "10", "--candidates", "20")
+    assert res.returncode == 0, res.stderr
+    assert "Target + 19 random non-history items per case (seed 0" in res.stdout
+    row = next(ln for ln in res.stdout.splitlines()[::-1] if ln.startswith("| pop |"))
+    cells = [float(x) for x in row.strip("|").split("|")[1:-1]]
+    assert len(cells) == 8 and cells[-2] == 1.0  # recall@20 over 20 candidates
+    bad = run("evaluate", "-m", "pop", "--dataset", "demo", "--candidates", "1")
+    assert bad.returncode == 2 and "--candidates 1: must be at least 2" in bad.stderr
