@@ -117,6 +117,10 @@ class RayEngine:
                               "runtime_env": {"env_vars": env}}
         if self.address is None:
             kw["num_cpus"] = self.workers
+            # Ray's memory monitor kills workers when the *node* is above 95% memory, whoever uses it:
+            # on a machine shared with other jobs it killed our actors while they used 70 MB. A local
+            # instance leaves out-of-memory to the kernel (set the variable yourself to keep Ray's).
+            os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")
         try:
             ray.init(address=self.address, **kw)
         except (ConnectionError, RuntimeError, ValueError) as e:
