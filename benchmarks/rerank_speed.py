@@ -89,6 +89,7 @@ def main() -> None:
         t = time.perf_counter()
         got = model.recommend(hists, k=10)
         sec = time.perf_counter() - t
+        # history and template tokens: the candidates counted as one-token placeholders
         tokens = sum(len(llm.encode(model._maker.render(h, ["x"] * 20))) for h in hists)
         if ref is None:
             ref = got.items
@@ -118,7 +119,8 @@ def markdown(out: dict) -> str:
              f"{out['load_average_end']} (other engineers share the CPU: compare rows, not absolute values).  ",
              f"Wall time {out['wall_seconds']} s. 20 candidates per user (item kNN's top 20), one forward pass "
              "per user; `bf16` = autocast, `bf16w` = bf16 weights; `same top-10` = share of users whose "
-             "top 10 equals the first row's.", "",
+             "top 10 equals the first row's; `prompt tokens` = history and template tokens per user, "
+             "the 20 candidate titles not counted (they add about as many again on ML-100K).", "",
              "| setting | prompts/pass | title tokens | history | precision | threads | prompt tokens | users/s "
              "| same top-10 | load (1 min) |", "|---" * 10 + "|"]
     for r in out["rows"]:
