@@ -83,6 +83,7 @@ def main() -> None:
             trained.save(saved)
     train_wall = time.perf_counter() - t
     info = trained.fit_info_.get("training", {})
+    print(trained.fit_info_.get("lora"), flush=True)
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, default=str), flush=True)
     zero = create("llm-rerank", **common).fit(sp)
     out = {"command": "python " + " ".join(sys.argv), "dataset": a.dataset, "split": sp.describe(), "seed": a.seed,

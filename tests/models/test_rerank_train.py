@@ -49,6 +49,7 @@ def test_training_lowers_the_loss_on_the_label(pair, demo_loo):
     assert info["train_users"] == len(exs) == 60 and info["adapter_kept"] and info["steps"] == 4 * 8
     assert info["history"][-1]["loss"] < info["history"][0]["loss"]
     assert 0 < info["lora"]["trainable_fraction"] < 0.2 and info["tokens_per_s"] > 0
+    assert trained.fit_info_["steps"] == 32 and "60 training users" in trained.fit_info_["lora"]
 
 
 @pytest.mark.parametrize("label_loss", ["vocab", "letters"])

@@ -66,7 +66,8 @@ def check_training(m, backend_kind: str) -> None:
 
 
 def train_verbalizer(m, split) -> dict[str, Any]:
-    """LoRA-train ``m``'s backend on ``split``'s training users; returns what training did."""
+    """LoRA-train ``m``'s backend on ``split``'s training users; returns what training did, for
+    ``fit_info_``: the trainer's contract keys, a one-line ``lora`` summary and the details."""
     from genrec.models.rerank.prompts import labels
     from genrec.models.rerank.train import VerbalizerLoRAModule, training_examples, validation_examples
     from genrec.training.config import TrainerConfig
@@ -104,16 +105,19 @@ def train_verbalizer(m, split) -> dict[str, Any]:
         m.adapter_ = None
         llm.model = net.unload().eval()  # the untouched base weights: training did not beat zero-shot
     llm._fingerprint = None  # the weights changed: a record-replay cache must not mix them
-    in_top = sum(1 for e in train if e.label >= 0)
-    return {"train_users": len(train), "negatives": m.negatives, "label_loss": m.label_loss,
+    info = {"train_users": len(train), "negatives": m.negatives, "label_loss": m.label_loss,
             "lora": {"r": m.lora_r, "alpha": m.lora_alpha, "dropout": m.lora_dropout,
                      "layers": m.lora_layers or "all", "trainable_fraction": fraction},
             "lr": m.lr, "train_batch_size": m.train_batch_size, "valid_cases": len(valid),
-            "label_positions_mean": round(sum(e.label for e in train) / max(in_top, 1), 2),
+            "label_position_mean": round(sum(e.label for e in train) / max(len(train), 1), 2),
             "valid_before": before, "best_valid": res.best_metric, "adapter_kept": kept,
             "tokens_per_s": round(res.samples_per_s, 1), "train_tokens": res.samples,
-            "seconds_total": round(time.perf_counter() - t0, 1), **res.fit_info(),
-            "history": res.history}
+            "seconds_total": round(time.perf_counter() - t0, 1), **res.fit_info(), "history": res.history}
+    zero = "n/a" if before is None else f"{before['ndcg@10']:.4f}"
+    best = "n/a" if res.best_metric is None else f"{res.best_metric:.4f}"
+    line = (f"LoRA on {len(train)} training users, {res.samples_per_s:.0f} tokens/s, validation NDCG@10 {best} "
+            f"vs {zero} zero-shot on {len(valid)} cases: " + ("adapter kept" if kept else "adapter dropped, zero-shot kept"))
+    return {**res.fit_info(), "lora": line, "training": info}
 
 
 def _fraction(net) -> float:

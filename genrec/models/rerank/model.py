@@ -162,7 +162,7 @@ class LLMRerank(Recommender):
                           "shots_from_training_users": [e["user"] for e in self.examples_[:self.shots]]}
         self.adapter_ = None
         if self.train_users > 0:
-            self.fit_info_["training"] = train_verbalizer(self, split)
+            self.fit_info_.update(train_verbalizer(self, split))
         return self
 
     def _open_backend(self, saved: Path | None = None) -> None:
