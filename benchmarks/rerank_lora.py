@@ -44,6 +44,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--train-batch-size", type=int, default=4)
     ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--history-items", type=int, default=10)
     ap.add_argument("--max-title-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
@@ -51,11 +52,14 @@ def main() -> None:
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--checkpoint-dir", default=None)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--baseline-rows", default=None,
+                    help="a JSON file for the retriever and zero-shot rows: written by --part baselines, read "
+                         "(when its settings match) by the full run, so the two can run in parallel processes")
+    ap.add_argument("--part", default="all", choices=("all", "baselines"))
     a = ap.parse_args()
     import torch
 
     torch.set_num_threads(a.threads)
-    from genrec.eval.evaluate import evaluate
     from genrec.eval.runcard import load_average, machine
     from genrec.experiments.config import DataConfig
     from genrec.experiments.recipe import load_split
@@ -71,7 +75,14 @@ def main() -> None:
     train_params = dict(train_users=a.train_users, valid_users=a.valid_users, negatives=a.negatives,
                         label_loss=a.label_loss, lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_layers=a.lora_layers,
                         lr=a.lr, epochs=a.epochs, train_batch_size=a.train_batch_size, eval_every=a.eval_every,
-                        checkpoint_dir=a.checkpoint_dir, progress=True)
+                        max_steps=a.max_steps, checkpoint_dir=a.checkpoint_dir, progress=True)
+    key = {"dataset": a.dataset, "users": a.users, "seed": a.seed, **common}
+    if a.part == "baselines":
+        zero = create("llm-rerank", **common).fit(sp)
+        rows = [evaluate_row("itemknn (retriever alone)", zero.retriever_, sp, a),
+                evaluate_row("llm-rerank zero-shot", zero, sp, a)]
+        Path(a.baseline_rows).write_text(json.dumps({"key": key, "machine": machine(), "rows": rows}, indent=1))
+        return
     t = time.perf_counter()
     saved = Path(a.model_dir) if a.model_dir else None
     if saved is not None and (saved / "rerank_state.json").is_file():
@@ -85,29 +96,45 @@ def main() -> None:
     info = trained.fit_info_.get("training", {})
     print(trained.fit_info_.get("lora"), flush=True)
     print(json.dumps({k: v for k, v in info.items() if k != "history"}, default=str), flush=True)
-    zero = create("llm-rerank", **common).fit(sp)
     out = {"command": "python " + " ".join(sys.argv), "dataset": a.dataset, "split": sp.describe(), "seed": a.seed,
            "test_users": a.users, "machine": machine(), "bf16": cpu_has_fast_bf16(), "threads": a.threads,
            "load_average_start": load_start, "train_params": train_params, "training": info,
            "train_wall_seconds": round(train_wall, 1), "rows": []}
-    for name, m in [("itemknn (retriever alone)", zero.retriever_), ("llm-rerank zero-shot", zero),
-                    (f"llm-rerank LoRA ({info.get('train_users', '?')} train users)", trained)]:
-        t = time.perf_counter()
-        rep = evaluate(m, sp, ks=KS, max_cases=a.users, seed=a.seed, progress=False)
-        sec = time.perf_counter() - t
-        out["rows"].append({"model": name, "users": len(rep.per_case), "seconds": round(sec, 1),
-                            "users_per_s": round(len(rep.per_case) / sec, 3), "load_average": load_average(),
-                            **{f"HR@{k}": rep.table[f"recall@{k}"] for k in KS},
-                            **{f"NDCG@{k}": rep.table[f"ndcg@{k}"] for k in KS}})
-        if hasattr(m, "rerank_stats"):
-            out["rows"][-1]["top_from_retriever_rank"] = m.rerank_stats["top_from_retriever_rank"]
-        print(json.dumps(out["rows"][-1]), flush=True)
+    if a.baseline_rows:  # the parallel --part baselines process may still be evaluating
+        for _ in range(240):
+            if Path(a.baseline_rows).is_file():
+                break
+            time.sleep(10)
+    pre = json.loads(Path(a.baseline_rows).read_text()) if a.baseline_rows and Path(a.baseline_rows).is_file() else None
+    if pre is not None and pre["key"] == json.loads(json.dumps(key)):
+        out["rows"] = [dict(r, note="evaluated by --part baselines in a parallel process") for r in pre["rows"]]
+    else:
+        zero = create("llm-rerank", **common).fit(sp)
+        out["rows"] = [evaluate_row("itemknn (retriever alone)", zero.retriever_, sp, a),
+                       evaluate_row("llm-rerank zero-shot", zero, sp, a)]
+    out["rows"].append(evaluate_row(f"llm-rerank LoRA ({info.get('train_users', '?')} train users)", trained, sp, a))
     out["load_average_end"] = load_average()
     out["wall_seconds"] = round(time.perf_counter() - t_all, 1)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.with_suffix(".json").write_text(json.dumps(out, indent=1, default=str))
     out_path.write_text(markdown(out))
     print(out_path.read_text())
+
+
+def evaluate_row(name: str, m, sp, a) -> dict:
+    from genrec.eval.evaluate import evaluate
+    from genrec.eval.runcard import load_average
+
+    t = time.perf_counter()
+    rep = evaluate(m, sp, ks=KS, max_cases=a.users, seed=a.seed, progress=False)
+    sec = time.perf_counter() - t
+    row = {"model": name, "users": len(rep.per_case), "seconds": round(sec, 1),
+           "users_per_s": round(len(rep.per_case) / sec, 3), "load_average": load_average(),
+           **{f"HR@{k}": rep.table[f"recall@{k}"] for k in KS}, **{f"NDCG@{k}": rep.table[f"ndcg@{k}"] for k in KS}}
+    if hasattr(m, "rerank_stats"):
+        row["top_from_retriever_rank"] = m.rerank_stats["top_from_retriever_rank"]
+    print(json.dumps(row), flush=True)
+    return row
 
 
 def markdown(out: dict) -> str:
@@ -134,6 +161,10 @@ def markdown(out: dict) -> str:
              "| model | " + " | ".join(cols) + " | users/s |", "|---" * (len(cols) + 2) + "|"]
     for r in out["rows"]:
         lines.append(f"| {r['model']} | " + " | ".join(f"{r[c]:.4f}" for c in cols) + f" | {r['users_per_s']:.2f} |")
+    if any(r.get("note") for r in out["rows"]):
+        lines += ["", "The retriever and zero-shot rows were evaluated by `--part baselines` (same settings and "
+                  "users) in a separate process running in parallel with training, so their users/s are under "
+                  "other load."]
     lines += ["", "Validation during training (step: loss, NDCG@10): " + ", ".join(
         f"{h['step']}: {h['loss']:.3f}, {h.get('ndcg@10', float('nan')):.4f}" for h in tr.get("history", [])) + ".",
         "", f"With {n} users one hit is {1 / max(n, 1):.4f} of HR: differences of a few hits are noise.", ""]
