@@ -2,22 +2,27 @@
 trained on the sequential, direct, yes/no and rating tasks, evaluated per task and per template
 group (seen in training vs held out), beside popularity and SASRec on the same split and users.
 
-    OMP_NUM_THREADS=1 python benchmarks/p5_ml100k.py --model-dir /tmp/p5/ml100k --time-budget 2400 \
-        --users 300 --threads 1 [--dataset ml-100k] [--param key=value ...] [--phase all|train|eval]
+    OMP_NUM_THREADS=1 python benchmarks/p5_ml100k.py --model-dir /tmp/p5/ml100k --phase train \
+        --time-budget 2700 --threads 1                     # fit P5, save it to MODEL_DIR
+    OMP_NUM_THREADS=1 python benchmarks/p5_ml100k.py --model-dir /tmp/p5/ml100k --phase baselines \
+        --users 120 --threads 1                            # pop + SASRec on every task -> MODEL_DIR_baselines.json
+    OMP_NUM_THREADS=1 python benchmarks/p5_ml100k.py --model-dir /tmp/p5/ml100k --phase eval \
+        --users 120 --threads 1                            # P5 on every task, the page
 
-``--phase train`` fits P5 (checkpoints under MODEL_DIR/checkpoints: an interrupted run resumes)
-and saves it to MODEL_DIR; ``eval`` loads it and evaluates; ``all`` does both (a saved model in
-MODEL_DIR is reused). Every task is evaluated on one seeded sample of ``--users`` test users:
+(``--phase all`` does the missing ones in turn; the phases can run at the same time on a shared
+machine.) Training checkpoints go to MODEL_DIR/checkpoints, so an interrupted fit resumes. Every
+task is evaluated on one seeded sample of ``--users`` test users:
 
-- sequential: full-catalog HR/NDCG@5/10 (``evaluate(max_cases, seed)``): constrained beam
-  search, then a popularity fill; each template separately;
+- sequential: full-catalog HR/NDCG@5/10: constrained beam search, then a popularity fill;
 - direct: HR@1/5 (and NDCG@5) of the target among 20 candidates (target + 19 seeded non-history
   items, :func:`genrec.eval.candidates.candidate_lists`), P5 scoring each candidate's likelihood;
 - yes/no: AUC of P(Yes) for the target against ``--negatives`` seeded non-history items per user;
-- rating (datasets with explicit ratings): RMSE/MAE of the expected rating of the test target.
+- rating (datasets with explicit ratings): RMSE/MAE of the expected rating of the test target,
+  beside the global mean and the user/item bias baseline of :mod:`genrec.eval.rating`.
 
-Writes benchmarks/results/p5_<dataset>.{json,md} with the command, seed, sample, machine, load
-averages and wall times.
+Template groups: ``seen`` rotates the templates used in training over the users, ``held_out`` is
+the template never trained on. Writes benchmarks/results/p5_<dataset>.{json,md} with the
+commands, seed, sample, machine, load averages and wall times of the three phases.
 """
 
 from __future__ import annotations
