@@ -49,7 +49,7 @@ def args():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--model-dir", required=True)
-    ap.add_argument("--phase", choices=("all", "train", "baselines", "eval"), default="all")
+    ap.add_argument("--phase", choices=("all", "train", "baselines", "eval", "page"), default="all")
     ap.add_argument("--time-budget", type=float, default=2700.0, help="P5 training seconds")
     ap.add_argument("--users", type=int, default=150)
     ap.add_argument("--negatives", type=int, default=1)
@@ -247,24 +247,31 @@ class _Scorer:
         return out
 
 
+def _load(x) -> str:
+    return str(x) if x is not None else "not recorded"
+
+
 def markdown(out: dict) -> str:
     fit, m = out["p5_fit"], out["machine"]
     fi = fit.get("fit_info", {})
     b = out["baselines"]
+    per_epoch = -(-int(fi.get("train_examples", 0)) // int(fit["params"].get("batch_size", 32)))
+    planned = max(1, per_epoch * int(fit["params"].get("epochs", 1)))
     lines = [f"# P5-style multi-task prompts, {out['dataset']} `loo`, {out['users']} seeded test users", "",
              f"Command: `{out['command']}`  ",
-             f"P5 training command: `{fit.get('command', '')}`  ",
+             f"P5 training command: `{fit.get('command') or 'not recorded by this fit (run before the script recorded it)'}`  ",
              f"Baselines command: `{b.get('command', '')}`  ",
              f"Split: {out['split']}  ",
              f"Sample: `evaluate(max_cases={out['users']}, seed={out['seed']})`'s test users, the same for every task "
              f"and model; seed {out['seed']}.  ",
              f"Machine: {m.get('cpu', m.get('processor'))}, {m['cpus']} cores, {out['threads']} torch thread(s), shared "
-             f"with other jobs. Load average (1, 5, 15 min): training {fit.get('load_average_start')} -> "
-             f"{fit.get('load_average_end')}; baselines {b.get('load_average_start')} -> {b.get('load_average_end')}; "
+             f"with other jobs. Load average (1, 5, 15 min): training "
+             f"{_load(fit.get('load_average_start'))} -> {_load(fit.get('load_average_end'))}; baselines {b.get('load_average_start')} -> {b.get('load_average_end')}; "
              f"P5 evaluation {out['load_average_start']} -> {out['load_average_end']}. Timings under this load are "
              "comparisons, not speeds.  ",
-             f"Wall time: P5 fit {fit['fit_seconds']} s ({fi.get('steps')} optimizer steps, {fi.get('epochs_run')} "
-             f"epoch(s) of a planned {fit['params'].get('epochs')}, stop: {fi.get('stop_reason')}, "
+             f"Wall time: P5 fit {fit['fit_seconds']} s ({fi.get('steps')} optimizer steps of the {planned} planned "
+             f"for {fit['params'].get('epochs')} epoch(s), i.e. {fi.get('steps', 0) / planned:.2f} of them; stop: "
+             f"{fi.get('stop_reason')}, "
              f"{fi.get('tokens_per_s')} tokens/s, precision {fi.get('precision')}); baselines {b.get('seconds')} s "
              f"(SASRec fit {b.get('sasrec_fit_seconds')} s); P5 evaluation {out['p5_eval_seconds']} s.  ",
              f"P5: scratch GPT-2 `{fit['params'].get('lm')}`, {fi.get('train_examples')} training examples "
@@ -286,7 +293,7 @@ def markdown(out: dict) -> str:
         lines += [f"## {task}", "", "| model | templates | group | " + " | ".join(cols) + " | seconds |",
                   "|---" * (len(cols) + 4) + "|"]
         for r in rows:
-            vals = " | ".join("–" if r.get(c) is None else (f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]))
+            vals = " | ".join("–" if r.get(c) is None else (f"{r[c]:.4f}" if c != "n" else str(int(r[c])))
                               for c in cols)
             lines.append(f"| {r['model']} | {r['template']} | {r['group']} | {vals} | {r['seconds']} |")
         lines.append("")
@@ -305,6 +312,10 @@ def main() -> None:
     from genrec.experiments.recipe import load_split
     from genrec.models.registry import load_model
 
+    if a.phase == "page":  # rewrite the page from the results JSON (after a change of the page's layout)
+        path = Path(a.out or f"benchmarks/results/p5_{a.dataset.replace('-', '')}.md")
+        path.write_text(markdown(json.loads(path.with_suffix(".json").read_text())))
+        return
     t_all = time.perf_counter()
     load_start = load_average()
     split = load_split(DataConfig(dataset=a.dataset, split="loo"), seed=a.seed)
