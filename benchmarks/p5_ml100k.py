@@ -197,11 +197,12 @@ def evaluate_p5(a, split, cases, model) -> dict:
     for group, names in groups("sequential"):
         t = time.perf_counter()
         ranks = np.zeros(len(cases), dtype=np.int64)
-        model.beam_counts = []
+        counts = []
         for n, c in enumerate(cases):
             items = model.recommend([list(c.history)], k=max(KS), template=names[n % len(names)]).items[0]
+            counts += model.beam_counts
             ranks[n] = items.index(c.target) + 1 if c.target in items else 10**9
-        beam_share[group] = round(float(np.mean(model.beam_counts)), 2)
+        beam_share[group] = round(float(np.mean(counts)), 2)
         rows.append(_row("sequential", "p5", "/".join(names), group, _seq_metrics(ranks), time.perf_counter() - t))
     ccs = [c for c in candidate_lists(split, 20, seed=a.seed) if c.case.user in users]
     for group, names in groups("direct"):

@@ -184,7 +184,8 @@ def test_constrained_decoding_names_only_allowed_catalog_items(fitted, toy):
     hists = [list(c.history) for c in toy.test[:6]]
     fitted.beam_counts = []
     recs = fitted.recommend(hists, k=N_ITEMS)
-    assert all(fitted.beam_counts) and max(fitted.beam_counts) <= fitted.beams
+    assert len(fitted.beam_counts) == len(hists) and all(fitted.beam_counts)
+    assert max(fitted.beam_counts) <= fitted.beams
     for h, items, scores in zip(hists, recs.items, recs.scores):
         assert len(items) == len(set(items)) == N_ITEMS - len(set(h))
         assert set(items) <= set(toy.catalog.ids) and not set(items) & set(h)

@@ -54,8 +54,8 @@ class P5(P5TasksMixin, Recommender):
 
     name = "p5"
     capabilities = Recommender.capabilities.with_(takes_exclude=True, trains_with_torch=True)
-    #: How many items of each list ``recommend`` made came from beam search (the rest: the
-    #: popularity fill); a diagnostic the benchmark reads and clears.
+    #: How many items of each list of the last ``recommend`` call came from beam search (the rest:
+    #: the popularity fill); a diagnostic the benchmark reads.
     beam_counts: list[int]
     _decoder: Any = None
 
@@ -293,7 +293,7 @@ class P5(P5TasksMixin, Recommender):
         catalog = self._require_fitted()
         enc, notes = self._encode_known(histories)
         banned_all = {j for j in (catalog._index.get(i) for i in set(exclude)) if j is not None and j < self.n_items_}
-        items, scores = [], []
+        items, scores, counts = [], [], []
         for n, h in enumerate(enc):
             banned = banned_all | (set(h.tolist()) if exclude_history else set())
             prompt = self._prompts.sequential(h.tolist(), template or self.template)
@@ -301,10 +301,11 @@ class P5(P5TasksMixin, Recommender):
                                                     bf16=self._bf16)
             items.append([catalog.id_at(j) for j in idx])
             scores.append(sc)
-            self.beam_counts.append(from_beams)
+            counts.append(from_beams)
             if len(idx) > from_beams:
                 notes[n].append(f"ranks {from_beams + 1}-{len(idx)} filled by training popularity "
                                 f"(beam search named {from_beams} items)")
+        self.beam_counts = counts
         return Recommendations(items, scores, [], notes)
 
     # -- persistence ------------------------------------------------------------------------------
