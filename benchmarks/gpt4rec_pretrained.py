@@ -205,6 +205,71 @@ def evaluate_one(a) -> None:
     _update(a.dataset, "eval", a.name, row)
 
 
+NOTES = "<!-- hand-written notes below this line are kept when the page is rendered again -->"
+
+
+def _m(row: dict, key: str) -> str:
+    v = row.get("metrics", {}).get(key)
+    return "-" if v is None else f"{v:.4f}"
+
+
+def render(path: Path) -> None:
+    """The Markdown page of the results JSON: levers' speed, fits, and quality on the same users."""
+    from genrec.eval.report import write_keeping_notes
+
+    d = json.loads(path.read_text())
+    out = [f"# GPT4Rec with a pre-trained LM ({path.stem.removeprefix('gpt4rec_pretrained_')}, user split)", "",
+           "Written by `python benchmarks/gpt4rec_pretrained.py render` from the parts below; every part states "
+           "its command, machine, bf16 support and the load average (1/5/15 min) when it ran. The machine is "
+           "shared: timings under load are comparisons between rows measured together, not the CPU's speed.", ""]
+    for tag, sp in d.get("speed", {}).items():
+        out += [f"## Training speed of each lever ({tag})", "",
+                f"Command: `{sp['command']}`  ", f"Machine: {sp['machine'].get('cpu')}, {sp['machine'].get('cpus')} cores, "
+                f"bf16 fast: {sp['bf16_fast']}; {sp['utc']} UTC; load at the end {sp['load_average']}; "
+                f"LM {sp['lm']}, {sp['steps']} optimizer steps of {sp['batch_size']} Beauty training examples each "
+                f"(the same examples for every row; short prompts: the last 5 titles, 16 tokens each).", "",
+                "| lever | tokens/s | trainable / all parameters | precision | mean example tokens | load (1 min) |",
+                "|---|---|---|---|---|---|"]
+        for r in sp["rows"]:
+            out.append(f"| {r['lever']} | {r['tokens_per_s']:.1f} | {r['trainable_parameters']:,} / {r['parameters']:,} | "
+                       f"{r['precision']} | {r['mean_example_tokens']} | {r['load_average'][0]} |")
+        out.append("")
+    if d.get("fits"):
+        out += ["## Training runs", ""]
+        for name, f in d["fits"].items():
+            h = f.get("train_history") or []
+            out += [f"- **{name}**: `{f['command']}`  ", f"  {f['train_users']:,} of {f['train_users_available']:,} training users; "
+                    f"{f['fit_info'].get('steps')} steps, stop: {f['fit_info'].get('stop_reason')}, precision "
+                    f"{f['fit_info'].get('precision')}, training {f['fit_info'].get('train_seconds', 0) / 60:.1f} min, "
+                    f"fit wall {f['wall_seconds'] / 60:.1f} min, {f['tokens_per_s']:.0f} tokens/s; loss per evaluation "
+                    + ", ".join(f"{r['loss']:.3f}" for r in h) + "; validation Recall@10 "
+                    + ", ".join(str(r.get('valid')) for r in h) + f"; BM25 k1, b = {f['k1_b']}; load at the end "
+                    f"{f['load_average']} ({f['utc']} UTC).  ",
+                    f"  Levers: {json.dumps({k: v for k, v in (f.get('adapt') or {}).items() if k != 'name'})}"]
+        out.append("")
+    ev = d.get("eval", {})
+    if ev:
+        out += ["## Quality on the same seeded test users", "",
+                "m = 10 queries per user, merged separately for each K (as GPT4Rec's evaluation); baselines fitted on "
+                "all training users. Query diversity on a seeded sample of test users: distinct content words "
+                "(3+ letters, minus stop and unit words) across a user's 10 queries, their share of all content words, "
+                "and the share of queries that are a catalog title verbatim.", "",
+                "| model | test users | R@10 | R@20 | R@40 | N@10 | N@20 | N@40 | distinct words | distinct share | verbatim titles | eval wall (min) | load |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for name, r in ev.items():
+            dv = r.get("diversity") or {}
+            out.append(f"| {name} | {r['test_users']} | " + " | ".join(_m(r, f"{m}@{k}") for m in ("recall", "ndcg") for k in (10, 20, 40))
+                       + f" | {dv.get('distinct_content_words', '-')} | {dv.get('distinct_share', '-')} | "
+                       f"{dv.get('verbatim_title_share', '-')} | {r['wall_seconds'] / 60:.1f} | {r['load_average'][0]} |")
+        out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in ev.values()), ""]
+        for name, r in ev.items():
+            for e in r.get("examples", [])[:2]:
+                out.append(f"- {name}: history (last 3) {' | '.join(e['history'])} -> target {e['target']}; queries: "
+                           + " | ".join(e["queries"][:5]))
+        out.append("")
+    write_keeping_notes(path.with_suffix(".md"), "\n".join(out) + "\n", NOTES)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=("speed", "fit", "eval", "render"))
@@ -238,8 +303,6 @@ def main() -> None:
             ap.error("eval needs one of --model-dir or --baseline")
         evaluate_one(a)
     else:
-        from gpt4rec_pretrained_page import render
-
         render(OUT / f"gpt4rec_pretrained_{a.dataset}.json")
 
 

@@ -3,7 +3,8 @@
 :func:`prepare_pretrained` loads any causal LM (alias, ``.gguf``, local folder or hub id, through
 :func:`genrec.lm.load.load_causal_lm`; CPU or GPU alike) and applies, in this order:
 
-- ``keep_layers=n``: keep only the first ``n`` transformer blocks (:func:`keep_first_layers`).
+- ``keep_layers=n``: keep only ``n`` transformer blocks (:func:`keep_first_layers`): the first
+  ``n``, or with ``keep_last=k`` the first ``n - k`` and the final ``k`` (much better before training).
   The embeddings, the final norm and the LM head stay; the cost per token of the blocks falls
   by ``n / total`` (SmolLM2-135M: 30 blocks of ~3.5M weights each, embeddings 28M).
 - ``lora=LoraSpec(...)``: freeze the weights and train low-rank adapters (peft, through
@@ -88,28 +89,43 @@ def decoder_layers_path(model: Any) -> str:
     raise ValueError(f"{type(model).__name__}: found no list of {n} transformer blocks to truncate")
 
 
-def keep_first_layers(model: PreTrainedModel, n: int) -> PreTrainedModel:
-    """Keep the first ``n`` transformer blocks of ``model`` (in place; returned for chaining).
-    The config's layer count (and per-layer lists such as ``layer_types``) follow, so
-    ``save_pretrained`` / ``from_pretrained`` round-trip the truncated model."""
+def keep_first_layers(model: PreTrainedModel, n: int, last: int = 0) -> PreTrainedModel:
+    """Keep ``n`` transformer blocks of ``model``: the first ``n - last`` and the final ``last``
+    (in place; returned for chaining). The config's layer count (and per-layer lists such as
+    ``layer_types``) and the blocks' ``layer_idx`` (KV-cache slots) follow, so generation works
+    and ``save_pretrained`` / ``from_pretrained`` round-trip the truncated model.
+
+    Why ``last``: the final blocks map hidden states into the space the final norm and LM head
+    expect. SmolLM2-135M on Beauty prompts (12 users, no training): full-sequence loss 4.8 with
+    all 30 blocks, 25.0 with the first 10, 11.6 with the first 6 + last 4 (as layer-pruning work
+    keeps the final block: Gromov et al. 2024, "The Unreasonable Ineffectiveness of the Deeper Layers").
+    """
     import torch
 
     total = num_layers(model)
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= total:
         raise ValueError(f"keep_layers must be an integer in 1..{total} (the model has {total} layers); got {n!r}")
+    if not isinstance(last, int) or not 0 <= last <= n:
+        raise ValueError(f"keep_last must be an integer in 0..{n} (keep_layers); got {last!r}")
     if n == total:
         return model
+    keep = list(range(n - last)) + list(range(total - last, total))
     path = decoder_layers_path(model)
     parent_name, _, attr = path.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, attr, torch.nn.ModuleList(list(getattr(parent, attr))[:n]))
+    blocks = list(getattr(parent, attr))
+    setattr(parent, attr, torch.nn.ModuleList([blocks[i] for i in keep]))
+    for new, block in enumerate(getattr(parent, attr)):
+        for sub in block.modules():
+            if isinstance(getattr(sub, "layer_idx", None), int):
+                sub.layer_idx = new
     for cfg in {id(c): c for c in (model.config, _text_config(model))}.values():
         for f in LAYER_COUNT_FIELDS:
             if isinstance(getattr(cfg, f, None), int):
                 setattr(cfg, f, n)
         for key, value in list(vars(cfg).items()):  # per-layer lists, e.g. Llama/Qwen ``layer_types``
             if isinstance(value, list) and len(value) == total and key != "architectures":
-                setattr(cfg, key, value[:n])
+                setattr(cfg, key, [value[i] for i in keep])
     return model
 
 
@@ -129,13 +145,14 @@ def resolve_training_precision(precision: bool | str | None, device: Any) -> str
     return resolve_precision(precision, device)
 
 
-def prepare_pretrained(name_or_path: Any, *, keep_layers: int | None = None, lora: LoraSpec | None = None,
+def prepare_pretrained(name_or_path: Any, *, keep_layers: int | None = None, keep_last: int = 0,
+                       lora: LoraSpec | None = None,
                        precision: bool | str | None = "auto", device: str | None = None,
                        padding_side: str = "left") -> tuple[Any, PreTrainedTokenizerBase]:
     """A pre-trained causal LM with the levers applied, ready to train, and its tokenizer.
 
-    ``name_or_path``: anything :func:`genrec.lm.load.load_causal_lm` takes. ``keep_layers``: the
-    first n blocks only (None: all). ``lora``: a :class:`LoraSpec` (None: every weight trains).
+    ``name_or_path``: anything :func:`genrec.lm.load.load_causal_lm` takes. ``keep_layers``: n
+    blocks only (None: all), the first ``n - keep_last`` and the final ``keep_last``. ``lora``: a :class:`LoraSpec` (None: every weight trains).
     ``precision``: the trainer's policy name or "auto" (resolved here and recorded; weights stay
     fp32). The model is in train mode on ``device``; :func:`adapt_info` describes it.
     """
@@ -144,7 +161,7 @@ def prepare_pretrained(name_or_path: Any, *, keep_layers: int | None = None, lor
     model, tok = load_causal_lm(name_or_path, device=device, padding_side=padding_side)
     layers_before = num_layers(model)
     if keep_layers is not None:
-        keep_first_layers(model, keep_layers)
+        keep_first_layers(model, keep_layers, keep_last)
     source = getattr(model, "_genrec_source", None)
     if lora is not None:
         from genrec.training.lora import apply_lora
@@ -152,7 +169,7 @@ def prepare_pretrained(name_or_path: Any, *, keep_layers: int | None = None, lor
         model = apply_lora(model, config=_lora_config(model, lora))
     device_of = next(model.parameters()).device
     setattr(model, "_genrec_adapt", {"name": str(name_or_path), "layers_loaded": layers_before,
-                                     "keep_layers": keep_layers, "lora": asdict(lora) if lora else None,
+                                     "keep_layers": keep_layers, "keep_last": keep_last if keep_layers else 0, "lora": asdict(lora) if lora else None,
                                      "precision": resolve_training_precision(precision, device_of), "source": source})
     model.train()
     return model, tok

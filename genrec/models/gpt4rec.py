@@ -35,7 +35,8 @@ Deviations from the paper, on purpose:
 - BM25 k1/b are grid-searched on validation users (as the paper) over a small grid; generated
   queries are cached so the grid does not regenerate them.
 - Pre-trained LM levers (:mod:`genrec.lm.adapt`; all off by default, so the scratch default is
-  unchanged): ``keep_layers`` keeps the first n transformer blocks, ``lora_r > 0`` trains LoRA
+  unchanged): ``keep_layers`` keeps n transformer blocks (the first n, or with ``keep_last=k`` the
+  first n - k and the final k), ``lora_r > 0`` trains LoRA
   adapters (merged into the weights after training), ``max_history`` keeps the last n titles in
   a prompt (besides ``max_title_tokens``/``max_prompt_tokens``), ``time_budget`` stops training
   after that many seconds (validated and checkpointed). benchmarks/gpt4rec_pretrained.py
@@ -81,7 +82,7 @@ class GPT4Rec(QuerySearchRecommender):
                  valid_users: int = 50, valid_k: int = 10, patience: int | None = None,
                  warmup_ratio: float = 0.05, gen_batch_size: int = 16, seed: int = 0,
                  device: str | None = None, checkpoint_dir: str | None = None, progress: bool = True,
-                 keep_layers: int | None = None, lora_r: int = 0, lora_alpha: int = 16,
+                 keep_layers: int | None = None, keep_last: int = 0, lora_r: int = 0, lora_alpha: int = 16,
                  lora_targets: str | None = None, max_history: int | None = None,
                  time_budget: float | None = None) -> None:
         self.lm = lm
@@ -113,6 +114,7 @@ class GPT4Rec(QuerySearchRecommender):
         self.checkpoint_dir = checkpoint_dir
         self.progress = progress
         self.keep_layers = keep_layers
+        self.keep_last = keep_last
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_targets = lora_targets
@@ -131,7 +133,7 @@ class GPT4Rec(QuerySearchRecommender):
             raise ValueError("epochs must be >= 0")
         from genrec.lm.scratch import is_scratch
 
-        if is_scratch(self.lm) and (self.keep_layers is not None or self.lora_r):
+        if is_scratch(self.lm) and (self.keep_layers is not None or self.lora_r or self.keep_last):
             raise ValueError(f"keep_layers and lora_r apply to a pre-trained lm, not the scratch size {self.lm!r}")
         if self.lora_r < 0 or (self.keep_layers is not None and self.keep_layers < 1):
             raise ValueError("lora_r must be >= 0 and keep_layers >= 1 (or null)")
@@ -159,7 +161,7 @@ class GPT4Rec(QuerySearchRecommender):
                                 seed=self.seed)
         else:
             model, tok = _load_pretrained(self.lm, self._device, keep_layers=self.keep_layers,
-                                          lora=self._lora_spec())
+                                          keep_last=self.keep_last, lora=self._lora_spec())
         self._model, self._tok = model.to(self._device), tok
         self._backend = None
         self._builder = PromptBuilder(tok, template, max_title_tokens=self.max_title_tokens,
@@ -282,10 +284,10 @@ class GPT4Rec(QuerySearchRecommender):
         self._build_index(self.k1_, self.b_)
 
 
-def _load_pretrained(name: str, device, *, keep_layers: int | None = None, lora=None):
+def _load_pretrained(name: str, device, *, keep_layers: int | None = None, keep_last: int = 0, lora=None):
     from genrec.lm.adapt import prepare_pretrained
 
-    model, tok = prepare_pretrained(name, keep_layers=keep_layers, lora=lora, device=str(device))
+    model, tok = prepare_pretrained(name, keep_layers=keep_layers, keep_last=keep_last, lora=lora, device=str(device))
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

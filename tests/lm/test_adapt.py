@@ -45,18 +45,19 @@ def gpt2_folder(tiny_tok, tmp_path_factory):
     return _save(GPT2LMHeadModel(cfg), tiny_tok, tmp_path_factory.mktemp("tiny-gpt2"))
 
 
-@pytest.mark.parametrize("which", ["llama_folder", "gpt2_folder"])
-def test_keep_layers_keeps_the_first_blocks_and_round_trips(which, request, tmp_path):
+@pytest.mark.parametrize("which,last", [("llama_folder", 0), ("gpt2_folder", 0), ("llama_folder", 1)])
+def test_keep_layers_keeps_the_first_blocks_and_round_trips(which, last, request, tmp_path):
     from genrec.lm.load import load_causal_lm
 
     folder = request.getfixturevalue(which)
     full, _ = load_causal_lm(folder)
-    cut, tok = prepare_pretrained(folder, keep_layers=2)
+    cut, tok = prepare_pretrained(folder, keep_layers=2, keep_last=last)
     assert num_layers(cut) == 2 and num_layers(full) == 3
     blocks_full = full.get_submodule(decoder_layers_path(full))
     blocks_cut = cut.get_submodule(decoder_layers_path(cut))
     assert len(blocks_cut) == 2
-    for a, b in zip(blocks_full[:2], blocks_cut):
+    kept = [blocks_full[0], blocks_full[2 if last else 1]]  # the first block, then the second or the last
+    for a, b in zip(kept, blocks_cut):
         for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
             assert na == nb and torch.equal(pa, pb)
     ids = torch.tensor([tok("lamp desk chair")["input_ids"]])
@@ -65,6 +66,10 @@ def test_keep_layers_keeps_the_first_blocks_and_round_trips(which, request, tmp_
         out_cut, out_full = cut(ids).logits, full(ids).logits
     assert out_cut.shape == out_full.shape == (1, ids.shape[1], len(tok))
     assert not torch.allclose(out_cut, out_full)  # a block was really dropped
+    idx = [m.layer_idx for blk in blocks_cut for m in blk.modules() if isinstance(getattr(m, "layer_idx", None), int)]
+    assert sorted(set(idx)) == [0, 1]
+    gen = cut.generate(ids, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)  # KV cache slots 0, 1
+    assert gen.shape == (1, ids.shape[1] + 3)
     _save(cut, tok, tmp_path / "m")
     again, _ = load_causal_lm(tmp_path / "m")
     assert num_layers(again) == 2

@@ -31,7 +31,7 @@ def llama_dir(demo_user, tmp_path_factory):
 @pytest.fixture(scope="module")
 def fitted(demo_user, llama_dir):
     torch.set_num_threads(1)
-    m = GPT4Rec(lm=str(llama_dir), keep_layers=2, lora_r=4, lora_targets="all-linear", max_history=3,
+    m = GPT4Rec(lm=str(llama_dir), keep_layers=2, keep_last=1, lora_r=4, lora_targets="all-linear", max_history=3,
                 num_queries=3, epochs=1, lr=1e-2, batch_size=32, max_new_tokens=8, valid_users=4, valid_k=6,
                 max_prompt_tokens=96, max_title_tokens=12, progress=False, seed=0)
     return m.fit(demo_user)
@@ -39,7 +39,7 @@ def fitted(demo_user, llama_dir):
 
 def test_fit_with_levers_trains_adapters_then_merges(fitted):
     info = fitted.adapt_info_
-    assert info["keep_layers"] == 2 and info["layers_loaded"] == 3 and info["lora"]["r"] == 4
+    assert info["keep_layers"] == 2 and info["keep_last"] == 1 and info["layers_loaded"] == 3 and info["lora"]["r"] == 4
     assert 0 < info["trainable_parameters"] < info["parameters"]
     assert not hasattr(fitted._model, "peft_config")  # merged: a plain model
     assert fitted._model.config.num_hidden_layers == 2
