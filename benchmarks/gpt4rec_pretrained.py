@@ -60,17 +60,18 @@ def _update(dataset: str, section: str, key: str, value) -> None:
 
 
 # -- speed ---------------------------------------------------------------------------------------------
+K10 = {"keep_layers": 10, "keep_last": 4}  # the first 6 + the last 4 of SmolLM2's 30 blocks
+LORA = (16, "all-linear")
 SPEED = {  # name: (prepare_pretrained kwargs, prompt budget, TrainConfig overrides)
     "full fine-tuning, 30 layers": ({}, "short", {}),
-    "keep 8 layers": ({"keep_layers": 8}, "short", {}),
-    "LoRA r=16 all-linear, 30 layers": ({"lora": (16, "all-linear")}, "short", {}),
-    "keep 8 + LoRA r=16 all-linear": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short", {}),
-    "keep 8 + LoRA r=16 q,v": ({"keep_layers": 8, "lora": (16, ("q_proj", "v_proj"))}, "short", {}),
-    "keep 8 + LoRA, long prompts (200 tokens)": ({"keep_layers": 8, "lora": (16, "all-linear")}, "long", {}),
-    "keep 8 + LoRA, target-only loss": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short",
-                                        {"target_only_loss": True}),
-    "keep 8 + LoRA, no packing": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short", {"row_len": None}),
-    "keep 8 + LoRA, fp32": ({"keep_layers": 8, "lora": (16, "all-linear")}, "short", {"bf16": False}),
+    "LoRA r=16 all-linear, 30 layers": ({"lora": LORA}, "short", {}),
+    "keep 10 (6+4), full fine-tuning": (K10, "short", {}),
+    "keep 10 (6+4) + LoRA r=16 all-linear": ({**K10, "lora": LORA}, "short", {}),
+    "keep 10 (6+4) + LoRA r=16 q,v": ({**K10, "lora": (16, ("q_proj", "v_proj"))}, "short", {}),
+    "keep 10 (6+4) + LoRA, long prompts (200 tokens)": ({**K10, "lora": LORA}, "long", {}),
+    "keep 10 (6+4) + LoRA, target-only loss": ({**K10, "lora": LORA}, "short", {"target_only_loss": True}),
+    "keep 10 (6+4) + LoRA, no packing": ({**K10, "lora": LORA}, "short", {"row_len": None}),
+    "keep 10 (6+4) + LoRA, fp32": ({**K10, "lora": LORA}, "short", {"bf16": False}),
 }
 PROMPTS = {"short": dict(max_title_tokens=16, max_prompt_tokens=120, max_items=5),
            "long": dict(max_title_tokens=24, max_prompt_tokens=200, max_items=None)}
@@ -94,7 +95,7 @@ def speed(a) -> None:
         if a.only and not any(s in name for s in a.only.split("|")):
             continue
         lora = kw.get("lora")
-        model, tok = prepare_pretrained(a.lm, keep_layers=kw.get("keep_layers"),
+        model, tok = prepare_pretrained(a.lm, keep_layers=kw.get("keep_layers"), keep_last=kw.get("keep_last", 0),
                                         lora=LoraSpec(r=lora[0], alpha=2 * lora[0], target_modules=lora[1]) if lora else None)
         builder = PromptBuilder(tok, gpt4rec_template("products"), **PROMPTS[budget])
         titles = builder.titles_ids(sp.catalog.titles)

@@ -84,7 +84,7 @@ class GPT4Rec(QuerySearchRecommender):
                  device: str | None = None, checkpoint_dir: str | None = None, progress: bool = True,
                  keep_layers: int | None = None, keep_last: int = 0, lora_r: int = 0, lora_alpha: int = 16,
                  lora_targets: str | None = None, max_history: int | None = None,
-                 time_budget: float | None = None) -> None:
+                 time_budget: float | None = None, checkpoint_every: int = 0) -> None:
         self.lm = lm
         self.num_queries = num_queries
         self.epochs = epochs
@@ -120,6 +120,7 @@ class GPT4Rec(QuerySearchRecommender):
         self.lora_targets = lora_targets
         self.max_history = max_history
         self.time_budget = time_budget
+        self.checkpoint_every = checkpoint_every
 
     # -- fitting ----------------------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -178,7 +179,7 @@ class GPT4Rec(QuerySearchRecommender):
                           warmup_ratio=self.warmup_ratio, batch_size=self.batch_size, grad_accum=self.grad_accum,
                           row_len=self._model.config.n_positions if scratch else 512,
                           target_only_loss=self.target_only_loss, seed=self.seed,
-                          checkpoint_dir=self.checkpoint_dir, patience=self.patience, progress=self.progress)
+                          checkpoint_dir=self.checkpoint_dir, checkpoint_every=self.checkpoint_every, patience=self.patience, progress=self.progress)
         if self.epochs > 0:
             res = train_lm(self._model, examples, cfg, pad_id=tok.eos_token_id, device=self._device, eval_fn=eval_fn)
             self.train_history_ = res.history

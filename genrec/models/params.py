@@ -103,6 +103,7 @@ HELP: dict[str, str] = {
     "gpt4rec.warmup_ratio": "fraction of training steps with a rising learning rate",
     "gpt4rec.gen_batch_size": "users per generate call",
     "gpt4rec.keep_layers": "pre-trained lm: keep only its first n transformer blocks; null = all",
+    "gpt4rec.checkpoint_every": "with checkpoint_dir: also checkpoint every this many optimizer steps (0 = at epoch ends only)",
     "gpt4rec.keep_last": "with keep_layers=n: of the n blocks kept, this many are the model's final blocks (the rest its first)",
     "gpt4rec.lora_r": "pre-trained lm: LoRA rank (adapters train, weights frozen, merged after); 0 = full fine-tuning",
     "gpt4rec.lora_alpha": "LoRA scaling alpha (with lora_r > 0)",
@@ -186,7 +187,7 @@ RANGES: dict[str, Range] = {
     "gpt4rec.max_prompt_tokens": POS, "gpt4rec.vocab_size": Range(256), "gpt4rec.domain":
     Range(choices=("products", "shop", "ecommerce", "movies", "movie")), "gpt4rec.warmup_ratio": PROB,
     "gpt4rec.gen_batch_size": POS, "gpt4rec.lora_r": NONNEG, "gpt4rec.lora_alpha": POS,
-    "gpt4rec.keep_layers": POS, "gpt4rec.keep_last": NONNEG, "gpt4rec.max_history": POS, "genrec-seq2seq.pretrain_epochs": NONNEG, "genrec-seq2seq.max_len": Range(2),
+    "gpt4rec.keep_layers": POS, "gpt4rec.keep_last": NONNEG, "gpt4rec.checkpoint_every": NONNEG, "gpt4rec.max_history": POS, "genrec-seq2seq.pretrain_epochs": NONNEG, "genrec-seq2seq.max_len": Range(2),
     "genrec-seq2seq.d_model": POS, "genrec-seq2seq.eval_batch_size": POS,
     "genrec-seq2seq.init_std": Range(0, lo_open=True), "genrec-seq2seq.finetune_sample": Range(0, 1, lo_open=True),
     "llm-rerank.mode": Range(choices=("verbalizer", "likelihood", "listwise")), "llm-rerank.candidates": Range(2, 26),
