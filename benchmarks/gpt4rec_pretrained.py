@@ -148,7 +148,7 @@ def fit(a) -> None:
     _update(a.dataset, "fits", a.name, {**_stamp(), "params": params, "save_dir": a.save_dir,
                                         "train_users": len(sp.train), "train_users_available": available,
                                         "fit_info": model.fit_info_, "adapt": getattr(model, "adapt_info_", None),
-                                        "train_history": model.train_history_, "tokens_per_s": model.train_tokens_per_s_,
+                                        "train_history": model.train_history_, "tokens_per_s": getattr(model, "train_tokens_per_s_", 0.0),
                                         "k1_b": [model.k1_, model.b_], "wall_seconds": round(time.perf_counter() - t0, 1)})
 
 
