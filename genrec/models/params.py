@@ -204,7 +204,7 @@ RANGES: dict[str, Range] = {
     "genrec-llm.grad_accum": POS, "genrec-llm.history_items": NONNEG, "genrec-llm.max_title_tokens": POS,
     "genrec-llm.max_target_tokens": POS, "genrec-llm.max_prompt_tokens": POS, "genrec-llm.examples_per_user": POS,
     "genrec-llm.vocab_size": Range(256), "genrec-llm.checkpoint_every": NONNEG, "genrec-llm.warmup_ratio": PROB,
-    "genrec-llm.gen_batch_size": POS,
+    "genrec-llm.gen_batch_size": POS, "genrec-llm.keep_layers": POS,
     "p5.item_ids": Range(choices=("title", "random")), "p5.grad_accum": POS, "p5.warmup_ratio": PROB,
     "p5.sequential_examples": NONNEG, "p5.direct_examples": NONNEG, "p5.yesno_examples": NONNEG,
     "p5.rating_examples": NONNEG, "p5.explanation_examples": NONNEG, "p5.max_history": NONNEG,

@@ -143,3 +143,17 @@ def test_bad_parameters_fail_with_their_name():
         create("genrec-llm", decoding="sampled")
     with pytest.raises(ParamError, match="domain"):
         create("genrec-llm", domain="books")
+
+
+def test_lora_trains_only_adapters_and_round_trips(demo_loo, tmp_path):
+    torch.set_num_threads(1)
+    m = GenRecLLM(**dict(TINY, lora=True, epochs=1, eval_every=None, examples_per_user=1)).fit(demo_loo)
+    assert m.fit_info_["lora"] and 0 < m.trainable_fraction_ < 0.2
+    assert m._peft is not None and not any("lora_" in k for k in m._model.state_dict())  # merged for inference
+    hists = _hists(demo_loo, 3)
+    before = m.recommend(hists, k=5)
+    m.save(tmp_path)
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and not (tmp_path / "lm").exists()
+    after = load_model(tmp_path).recommend(hists, k=5)
+    assert after.items == before.items
+    np.testing.assert_allclose(after.scores, before.scores, rtol=1e-5)

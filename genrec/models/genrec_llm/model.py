@@ -6,8 +6,9 @@ title of the user's next item, with decoding that always names a real item.
 - Base LM: ``lm="tiny"``/``"small"``/``"base"`` is a GPT-2 built from a config with a BPE
   tokenizer trained on the catalog's titles (:mod:`genrec.lm.scratch`), fully fine-tuned; any
   other value (``"smollm2-135m"``, an HF id or folder) is a pre-trained LM
-  (:func:`genrec.lm.load.load_causal_lm`) fine-tuned with LoRA (:mod:`genrec.training.lora`;
-  ``lora=True/False`` overrides). Training runs through the one trainer (:mod:`.training`).
+  prepared by :func:`genrec.lm.adapt.prepare_pretrained` (``keep_layers``: its first n blocks
+  only) and fine-tuned with LoRA (``lora=True/False`` overrides). Training runs through the one
+  trainer (:mod:`.training`).
 - Decoding (``decoding``, read at ``recommend`` time, so one fitted model serves both):
   ``constrained`` beam search over the prefix tree of catalog titles (every output is a catalog
   item) or ``grounded`` free beam search mapped to items by MiniLM embeddings (BIGRec), with
@@ -60,6 +61,7 @@ class GenRecLLM(Recommender):
         "lm": "base LM: tiny/small/base (a GPT-2 built here, tokenizer trained on the titles) or a pre-trained "
               "name/path such as smollm2-135m (fine-tuned with LoRA)",
         "lora": "LoRA adapters instead of full fine-tuning; null = LoRA for pre-trained LMs only",
+        "keep_layers": "pre-trained LM: keep only its first n transformer blocks (null = all)",
         "lora_r": "LoRA rank", "lora_alpha": "LoRA scaling alpha", "lora_dropout": "dropout on the LoRA input",
         "epochs": "passes over the training examples", "lr": "peak learning rate; null = 1e-3 scratch, 3e-4 LoRA",
         "batch_size": "examples per micro-batch (packed into rows)", "grad_accum": "micro-batches per optimizer step",
@@ -82,7 +84,7 @@ class GenRecLLM(Recommender):
         "bf16": "bf16 autocast in training and generation; null = where it pays",
     }
 
-    def __init__(self, lm: str = "tiny", lora: bool | None = None, lora_r: int = 8, lora_alpha: int = 16,
+    def __init__(self, lm: str = "tiny", lora: bool | None = None, keep_layers: int | None = None, lora_r: int = 8, lora_alpha: int = 16,
                  lora_dropout: float = 0.05, epochs: int = 3, lr: float | None = None, batch_size: int = 32,
                  grad_accum: int = 1, history_items: int = 10, max_title_tokens: int = 24,
                  max_target_tokens: int = 48, max_prompt_tokens: int = 256, examples_per_user: int | None = None,
@@ -94,6 +96,7 @@ class GenRecLLM(Recommender):
                  checkpoint_dir: str | None = None, progress: bool = True) -> None:
         self.lm = lm
         self.lora = lora
+        self.keep_layers = keep_layers
         self.lora_r = lora_r
         self.lora_alpha = lora_alpha
         self.lora_dropout = lora_dropout
@@ -164,10 +167,13 @@ class GenRecLLM(Recommender):
         valid = [self._case_example(c) for c in training.sample(list(split.valid), self.valid_users, self.seed)]
         valid = [e for e in valid if e is not None]
         model = base
-        if self.uses_lora:
-            from genrec.training.lora import apply_lora, trainable_fraction
+        if self.uses_lora and not hasattr(model, "merge_and_unload"):  # a scratch LM asked to use LoRA
+            from genrec.training.lora import apply_lora
 
             model = apply_lora(base, r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout)
+        if self.uses_lora:
+            from genrec.training.lora import trainable_fraction
+
             self.trainable_fraction_ = round(trainable_fraction(model), 6)
         row_len = max(len(e[0]) for e in examples + valid)
         settings = training.FitSettings(
@@ -196,10 +202,11 @@ class GenRecLLM(Recommender):
             tok = train_tokenizer(self.titles_ + [words] * 50, vocab_size=self.vocab_size)
             n_pos = self.max_prompt_tokens + self.max_target_tokens + 8
             return build_model(self.lm, tok, n_positions=n_pos, seed=self.seed), tok
-        from genrec.lm.load import load_causal_lm
+        from genrec.lm.adapt import LoraSpec, prepare_pretrained
 
-        model, tok = load_causal_lm(self.lm, device=str(self._device))
-        return model, tok
+        spec = LoraSpec(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout) if self.uses_lora else None
+        return prepare_pretrained(self.lm, keep_layers=self.keep_layers, lora=spec, precision=self.bf16,
+                                  device=str(self._device))
 
     def _setup_text(self, tok) -> None:
         from genrec.models.genrec_llm.prompting import GenRecPrompts
@@ -225,11 +232,11 @@ class GenRecLLM(Recommender):
     def _set_lm(self, model, tok) -> None:
         """The trained LM for inference (LoRA merged into a copy; the adapter is kept for ``save``)."""
         self._peft = None
-        if self.uses_lora:
-            from genrec.training.lora import merge_lora
+        if hasattr(model, "merge_and_unload"):  # LoRA: keep the adapter, generate with a merged copy
+            from genrec.lm.adapt import finish
 
             self._peft = model
-            model = merge_lora(copy.deepcopy(model))
+            model = finish(copy.deepcopy(model))
         self._model = model.to(self._device).eval()
         self._tok = tok
         self._backend = None
@@ -308,11 +315,20 @@ class GenRecLLM(Recommender):
         self._device = pick_device(self.device)
         if (path / ADAPTER_DIR).is_dir():
             from peft import PeftModel
-
-            from genrec.lm.load import load_causal_lm
-
-            base, _ = load_causal_lm(self.lm, device=str(self._device))
             from transformers import AutoTokenizer
+
+            from genrec.lm.scratch import build_model, is_scratch
+
+            if is_scratch(self.lm):  # a scratch LM trained with LoRA: its base is rebuilt from the seed
+                base = build_model(self.lm, AutoTokenizer.from_pretrained(str(path / ADAPTER_DIR)),
+                                   n_positions=self.max_prompt_tokens + self.max_target_tokens + 8, seed=self.seed)
+            else:
+                from genrec.lm.adapt import keep_first_layers
+                from genrec.lm.load import load_causal_lm
+
+                base, _ = load_causal_lm(self.lm, device=str(self._device))
+                if self.keep_layers is not None:
+                    keep_first_layers(base, self.keep_layers)
 
             tok = AutoTokenizer.from_pretrained(str(path / ADAPTER_DIR))
             tok.padding_side = "left"
