@@ -81,6 +81,7 @@ class GenRecLLM(Recommender):
         "checkpoint_every": "checkpoint every this many optimizer steps (with checkpoint_dir); 0 = each epoch",
         "time_budget": "stop training after this many seconds",
         "gen_batch_size": "users per generate call",
+        "warmup_ratio": "fraction of training steps with a rising learning rate",
         "bf16": "bf16 autocast in training and generation; null = where it pays",
     }
 
