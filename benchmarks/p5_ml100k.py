@@ -260,17 +260,19 @@ def markdown(out: dict) -> str:
     planned = max(1, per_epoch * int(fit["params"].get("epochs", 1)))
     lines = [f"# P5-style multi-task prompts, {out['dataset']} `loo`, {out['users']} seeded test users", "",
              f"Command: `{out['command']}`  ",
-             f"P5 training command: `{fit.get('command') or 'not recorded by this fit (run before the script recorded it)'}`  ",
+             f"P5 training command (its last run): `{fit.get('command') or 'not recorded'}`  ",
              f"Baselines command: `{b.get('command', '')}`  ",
              f"Split: {out['split']}  ",
              f"Sample: `evaluate(max_cases={out['users']}, seed={out['seed']})`'s test users, the same for every task "
              f"and model; seed {out['seed']}.  ",
              f"Machine: {m.get('cpu', m.get('processor'))}, {m['cpus']} cores, {out['threads']} torch thread(s), shared "
-             f"with other jobs. Load average (1, 5, 15 min): training "
+             f"with other jobs. Load average (1, 5, 15 min): training (last run) "
              f"{_load(fit.get('load_average_start'))} -> {_load(fit.get('load_average_end'))}; baselines {b.get('load_average_start')} -> {b.get('load_average_end')}; "
              f"P5 evaluation {out['load_average_start']} -> {out['load_average_end']}. Timings under this load are "
              "comparisons, not speeds.  ",
-             f"Wall time: P5 fit {fit['fit_seconds']} s ({fi.get('steps')} optimizer steps of the {planned} planned "
+             f"Wall time: P5 training {fi.get('train_seconds')} s summed over its runs (the last run, which resumed "
+             f"from the checkpoint when an earlier one hit its time budget, took {fit['fit_seconds']} s with "
+             f"example building; {fi.get('steps')} optimizer steps of the {planned} planned "
              f"for {fit['params'].get('epochs')} epoch(s), i.e. {fi.get('steps', 0) / planned:.2f} of them; stop: "
              f"{fi.get('stop_reason')}, "
              f"{fi.get('tokens_per_s')} tokens/s, precision {fi.get('precision')}); baselines {b.get('seconds')} s "
