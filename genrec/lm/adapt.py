@@ -152,7 +152,8 @@ def prepare_pretrained(name_or_path: Any, *, keep_layers: int | None = None, kee
     """A pre-trained causal LM with the levers applied, ready to train, and its tokenizer.
 
     ``name_or_path``: anything :func:`genrec.lm.load.load_causal_lm` takes. ``keep_layers``: n
-    blocks only (None: all), the first ``n - keep_last`` and the final ``keep_last``. ``lora``: a :class:`LoraSpec` (None: every weight trains).
+    blocks only (None: all), the first ``n - keep_last`` and the final ``keep_last``.
+    ``lora``: a :class:`LoraSpec` (None: every weight trains).
     ``precision``: the trainer's policy name or "auto" (resolved here and recorded; weights stay
     fp32). The model is in train mode on ``device``; :func:`adapt_info` describes it.
     """
@@ -169,7 +170,8 @@ def prepare_pretrained(name_or_path: Any, *, keep_layers: int | None = None, kee
         model = apply_lora(model, config=_lora_config(model, lora))
     device_of = next(model.parameters()).device
     setattr(model, "_genrec_adapt", {"name": str(name_or_path), "layers_loaded": layers_before,
-                                     "keep_layers": keep_layers, "keep_last": keep_last if keep_layers else 0, "lora": asdict(lora) if lora else None,
+                                     "keep_layers": keep_layers, "keep_last": keep_last if keep_layers else 0,
+                                     "lora": asdict(lora) if lora else None,
                                      "precision": resolve_training_precision(precision, device_of), "source": source})
     model.train()
     return model, tok
