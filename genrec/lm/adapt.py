@@ -97,7 +97,8 @@ def keep_first_layers(model: PreTrainedModel, n: int, last: int = 0) -> PreTrain
 
     Why ``last``: the final blocks map hidden states into the space the final norm and LM head
     expect. SmolLM2-135M on Beauty prompts (12 users, no training): full-sequence loss 4.8 with
-    all 30 blocks, 25.0 with the first 10, 11.6 with the first 6 + last 4 (as layer-pruning work
+    all 30 blocks, 25.0 with the first 10, 11.6 with the first 6 + last 4
+    (benchmarks/results/gpt4rec_truncation_probe.json; as layer-pruning work
     keeps the final block: Gromov et al. 2024, "The Unreasonable Ineffectiveness of the Deeper Layers").
     """
     import torch
