@@ -40,7 +40,7 @@ def summarize(rows: list[dict], runs: dict) -> dict:
     for r in rows:
         by.setdefault(r["config"], {})[r["user"]] = r  # a repeated user (re-run) keeps its last row
     base = by.get("itemknn", {})
-    table, llmrank, bias, halluc = [], [], {}, {}
+    table, llmrank, bias, halluc, parse = [], [], {}, {}, {}
     for name, got in by.items():
         rs = list(got.values())
         users = list(got)
@@ -60,12 +60,16 @@ def summarize(rows: list[dict], runs: dict) -> dict:
             table.append(row)
         if not name.startswith(("itemknn", "sasrec", "llmrank:pop", "llmrank:sasrec")):
             bias[name] = position_bias([r.get("ret_pos") for r in rs], [r["rank"] for r in rs])
+        stats = [r["listwise_stats_so_far"] for r in rows if r["config"] == name and "listwise_stats_so_far" in r]
+        if stats:
+            parse[name] = stats[-1]  # counts accumulate over the model's life: the last row has them all
         flags = [x["unsupported"] for r in rs for x in r.get("reasons", [])]
         if flags:
             halluc[name] = {**hallucination_rate(flags),
                             "examples": [x for r in rs for x in r.get("reasons", [])][:8]}
     return {"runs": runs.get("runs", []), "retriever_selection": runs.get("retriever_selection"),
-            "full_catalog": table, "llmrank_protocol": llmrank, "position_bias": bias, "hallucination": halluc}
+            "full_catalog": table, "llmrank_protocol": llmrank, "position_bias": bias, "hallucination": halluc,
+            "listwise_parsing": parse}
 
 
 def write_report(out: Path, rows_path: Path, meta_path: Path) -> None:
@@ -122,6 +126,14 @@ def markdown(s: dict) -> str:
             L.append(f"| {r['config']} | {r['users']} | " + " | ".join(_f(r[c]) for c in cols2)
                      + f" | {_f(r['users_per_s'])} |")
         L.append("\nChance: HR@1 0.05, HR@5 0.25, HR@10 0.50.")
+    if s.get("listwise_parsing"):
+        L += ["", "## Listwise answers (LLMRank-style written rankings, parsed back to letters)", "",
+              "Counts over the answers of one run's model (all listwise configs of that process); `missing`: "
+              "candidates the answer left out, kept in the retriever's order after the parsed ones.", ""]
+        for name, st in s["listwise_parsing"].items():
+            L.append(f"- {name}: {st.get('answers')} answers, {st.get('unparseable')} unparseable, "
+                     f"{st.get('invented')} invented letters, {st.get('duplicates')} duplicates, "
+                     f"{st.get('missing')} candidates missing")
     if s["position_bias"]:
         L += ["", "## Position bias: hit rate by the target's position among the candidates", "",
               "Position: in the prompt (LLMRank rows: uniformly random) or the retriever's rank (full-catalog rows; "
