@@ -25,15 +25,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from genrec.models.base import ScoringRecommender
-from genrec.models.baselines.itemknn import apply_fallback, history_matrix, interaction_matrix, popularity
-from genrec.models.baselines.mf import least_squares_fold_in
+from genrec.models.baselines.itemknn import interaction_matrix, popularity
+from genrec.models.baselines.mf import BiasedFoldIn
 
 
-class LightFMRec(ScoringRecommender):
+class LightFMRec(BiasedFoldIn):
     """LightFM, BPR loss by default (``loss="warp"`` for WARP), histories folded in (module docstring)."""
 
     name = "lightfm"
+    fold_in_threads = 1
 
     def __init__(self, factors: int = 64, loss: str = "bpr", epochs: int = 30, learning_rate: float = 0.05,
                  regularization: float = 0.0, max_sampled: int = 10, fold_in: str = "mean", fold_in_alpha: float = 10.0,
@@ -70,19 +70,3 @@ class LightFMRec(ScoringRecommender):
         self.item_factors_ = np.ascontiguousarray(np.hstack([item_emb, item_biases[:, None]]), dtype=np.float32)
         self.counts_ = popularity(split)
         return self
-
-    def user_factors(self, histories: list[np.ndarray]) -> np.ndarray:
-        """Fold-in: each history's user vector, bias weight last (float32)."""
-        y = self.item_factors_
-        if self.fold_in == "ls":
-            return least_squares_fold_in(y, histories, self.fold_in_regularization, self.fold_in_alpha,
-                                         num_threads=1)
-        h = history_matrix(histories, y.shape[0])
-        n = np.asarray(h.sum(axis=1)).ravel()
-        u = np.asarray(h @ y, dtype=np.float32) / np.maximum(n, 1)[:, None].astype(np.float32)
-        u[:, -1] = 1.0
-        return u
-
-    def score(self, histories: list[np.ndarray]) -> np.ndarray:
-        scores = self.user_factors(histories) @ self.item_factors_.T
-        return apply_fallback(np.asarray(scores, dtype=np.float32), histories, self.counts_, False)

@@ -103,7 +103,37 @@ class ALS(ScoringRecommender):
         return apply_fallback(np.asarray(scores, dtype=np.float32), histories, self.counts_, False)
 
 
-class BPR(ScoringRecommender):
+class BiasedFoldIn(ScoringRecommender):
+    """Scoring shared by the factor models whose ``item_factors_`` carry the item bias as their last
+    column (BPR, LightFM): a history is folded into user factors (``fold_in``: "ls", the implicit-ALS
+    least-squares solve, or "mean" of the history's item factors) with the bias weight set to 1, and
+    items score ``u . y_i``; an empty history gets the most popular training items."""
+
+    fold_in: str
+    fold_in_alpha: float
+    fold_in_regularization: float
+    item_factors_: np.ndarray
+    counts_: np.ndarray
+    fold_in_threads = 0  # implicit's solver threads for "ls" (0 = all cores)
+
+    def user_factors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """Fold-in: each history's user factors, bias weight last (float32)."""
+        y = self.item_factors_
+        if self.fold_in == "ls":
+            return least_squares_fold_in(y, histories, self.fold_in_regularization, self.fold_in_alpha,
+                                         num_threads=self.fold_in_threads)
+        h = history_matrix(histories, y.shape[0])
+        n = np.asarray(h.sum(axis=1)).ravel()
+        u = np.asarray(h @ y, dtype=np.float32) / np.maximum(n, 1)[:, None].astype(np.float32)
+        u[:, -1] = 1.0
+        return u
+
+    def score(self, histories: list[np.ndarray]) -> np.ndarray:
+        scores = self.user_factors(histories) @ self.item_factors_.T
+        return apply_fallback(np.asarray(scores, dtype=np.float32), histories, self.counts_, False)
+
+
+class BPR(BiasedFoldIn):
     """Bayesian personalised ranking (Rendle et al. 2009) via ``implicit.cpu.bpr``.
 
     implicit appends an item-bias column to the item factors (user factors carry a constant 1).
@@ -151,18 +181,3 @@ class BPR(ScoringRecommender):
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.counts_ = popularity(split)
         return self
-
-    def user_factors(self, histories: Sequence[np.ndarray]) -> np.ndarray:
-        """Fold-in: each history's user factors, bias weight last (float32)."""
-        y = self.item_factors_
-        if self.fold_in == "ls":
-            return least_squares_fold_in(y, histories, self.fold_in_regularization, self.fold_in_alpha)
-        h = history_matrix(histories, y.shape[0])
-        n = np.asarray(h.sum(axis=1)).ravel()
-        u = np.asarray(h @ y, dtype=np.float32) / np.maximum(n, 1)[:, None].astype(np.float32)
-        u[:, -1] = 1.0
-        return u
-
-    def score(self, histories: list[np.ndarray]) -> np.ndarray:
-        scores = self.user_factors(histories) @ self.item_factors_.T
-        return apply_fallback(np.asarray(scores, dtype=np.float32), histories, self.counts_, False)
