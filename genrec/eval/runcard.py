@@ -17,6 +17,16 @@ _peak_scope = PROCESS_PEAK
 def peak_memory_mb() -> float:
     """Peak resident memory (ru_maxrss) in MiB, since the last :func:`reset_peak_memory` if any,
     else of the whole process so far; :func:`peak_memory_scope` says which."""
+    # Linux: VmHWM, the counter that clear_refs resets. getrusage's ru_maxrss is not enough there: it
+    # is the max of VmHWM and a per-process maximum the kernel keeps across exited threads, which a
+    # reset never lowers (seen in CI after tests that ran thread pools).
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 if sys.platform != "darwin" else r / 2**20
 
