@@ -1,5 +1,6 @@
 import json
 import math
+import mmap
 
 import numpy as np
 import pytest
@@ -87,11 +88,14 @@ def test_peak_memory_resets_per_model_and_says_its_scope():
         assert "not possible" in runcard.peak_memory_scope()
         pytest.skip("this kernel does not allow resetting the peak RSS")
     # Reset first: the process's own peak may be far above anything this test allocates (earlier
-    # tests in the same pytest process), so the 200 MiB must be measured from a fresh peak.
-    big = bytearray(200 * 2**20)
-    big[:: 4096] = b"x" * len(big[:: 4096])  # touch every page: 200 MiB resident
+    # tests in the same pytest process), so the 200 MiB must be measured from a fresh peak. The
+    # memory is a fresh anonymous mapping, not a bytearray: malloc may hand out heap pages that
+    # earlier tests freed but left resident, and then neither allocating nor freeing moves the RSS.
+    big = mmap.mmap(-1, 200 * 2**20)
+    for offset in range(0, len(big), mmap.PAGESIZE):  # touch every page: 200 MiB resident
+        big[offset] = 1
     with_big = runcard.peak_memory_mb()
-    del big
+    big.close()  # unmapped: the RSS drops at once
     assert runcard.reset_peak_memory("test step")
     assert runcard.peak_memory_mb() < with_big - 150
     assert runcard.peak_memory_scope() == "peak RSS since test step (includes memory already held then)"
