@@ -56,14 +56,11 @@ def run(n_items: int, n_queries: int, work: Path) -> dict:
     from genrec.data.synthetic_large import write_synthetic_large
     from genrec.retrieval.bm25 import BM25Index
 
+    from scale_catalog import _titles  # the benchmarks folder is on sys.path when run as a script
+
     folder = work / f"items_{n_items}"
     write_synthetic_large(folder, n_items, n_items, SEED)
-    ids, titles = [], []
-    with open(folder / "items.jsonl", encoding="utf-8") as f:
-        for line in f:
-            d = json.loads(line)
-            ids.append(d["item_id"])
-            titles.append(d["title"])
+    ids, titles = _titles(folder)
     rng = np.random.default_rng(SEED)
     queries = []
     for i in rng.choice(len(titles), n_queries, replace=False):
