@@ -131,3 +131,15 @@ def popular(split, n: int) -> list[str]:
     from genrec.models.registry import create
 
     return create("pop").fit(split).recommend([[]], k=n).items[0]
+
+
+def watched_page(browser, url: str, height: int) -> tuple:  # noqa: ANN001
+    """A new page at ``url`` that records every dialog (dismissed) and every page error, so a test
+    can assert that none happened: ``(page, dialogs, errors)``."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url)
+    return page, dialogs, errors

@@ -5,7 +5,7 @@ and untrusted text shown as text."""
 from __future__ import annotations
 
 import httpx
-from serve_helpers import serving
+from serve_helpers import serving, watched_page
 from test_serve_web import browser  # noqa: F401  (the Chromium fixture)
 
 from genrec.serve.chatting import ChatConfig
@@ -18,11 +18,7 @@ def test_chat_panel_shows_answers_items_reasons_and_the_prompt(browser, pop_dir,
     with serving(pop_dir, db_url, open_writes=True, chat=ChatConfig(backend="scratch")) as url:
         ev = {"events": [{"user": "erin-42", "item": i} for i in cat.ids[:3]]}
         assert httpx.post(url + "/events", json=ev, timeout=30).status_code == 200
-        page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        dialogs, errors = [], []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
+        page, dialogs, errors = watched_page(browser, url + "/", 1200)
         page.wait_for_function("document.getElementById('chat-info').textContent.includes('scratch')")
         assert "prompts hold no user data" in page.locator("#chat-info").inner_text()
         assert "LLM cache off" in page.locator("#chat-info").inner_text()

@@ -7,7 +7,7 @@ import shutil
 
 import httpx
 import pytest
-from serve_helpers import QueryRec, serving
+from serve_helpers import QueryRec, serving, watched_page
 
 CHROMIUM = os.environ.get("GENREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -51,11 +51,7 @@ def test_page_shows_history_queries_groups_chart_and_escapes(browser, serve_spli
             events = [{"user": USER, "item": i, "time": 1_700_000_000 + n} for n, i in enumerate(case.history)]
             assert c.post("/events", json={"events": events}).status_code == 200
 
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        dialogs, errors = [], []
-        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url + "/")
+        page, dialogs, errors = watched_page(browser, url + "/", 1000)
         page.wait_for_function("document.getElementById('model-info').textContent.includes('queryrec-test')")
         page.fill("#user", USER)
         page.click("#go")
