@@ -100,9 +100,40 @@ def run_model(m: ModelConfig, cfg: BenchConfig, split, log: Callable[[str], None
     return row
 
 
+def _same_setup(a: dict, b: dict) -> bool:
+    """Whether two dumped configs share data, evaluation, tuning and seed (rows are comparable)."""
+    return all(a.get(k) == b.get(k) for k in ("data", "evaluate", "tune", "seed", "threads"))
+
+
+def reusable_rows(cfg: BenchConfig, path: Path, log: Callable[[str], None]) -> dict[str, dict]:
+    """Rows of an earlier run's ``<name>.json`` that this config would produce again: same data, split,
+    evaluation, tuning and seed, and the same model entry (name, params, grid, budget). Keyed by row label."""
+    import json
+
+    if not path.is_file():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        log(f"--resume: {path} is not readable JSON ({e}); starting afresh")
+        return {}
+    now = cfg.model_dump(mode="json")
+    if not _same_setup(old.get("config", {}), now):
+        log(f"--resume: {path} was written for other data, evaluation, tuning or seed; starting afresh")
+        return {}
+    entries = {m["label"] or m["name"]: m for m in old["config"]["models"]}
+    wanted = {m["label"] or m["name"]: m for m in now["models"]}
+    return {r["model"]: r for r in old.get("results", [])
+            if r["model"] in wanted and entries.get(r["model"]) == wanted[r["model"]]}
+
+
 def run(cfg: BenchConfig, config_path: str | Path, *, out_dir: str | Path | None = None,
-        command: str | None = None, log: Callable[[str], None] | None = None) -> tuple[dict, Path, Path]:
-    """Run every model of ``cfg``; write ``<out>/<name>.json`` and ``.md``; return (results, md, json)."""
+        command: str | None = None, log: Callable[[str], None] | None = None,
+        resume: bool = False) -> tuple[dict, Path, Path]:
+    """Run every model of ``cfg``; write ``<out>/<name>.json`` and ``.md``; return (results, md, json).
+
+    ``resume``: keep the rows of an earlier run of the same config (same setup and model entry) from
+    ``<out>/<name>.json`` and fit only the models it lacks; the page says which rows were kept."""
     from genrec.eval.runcard import load_average, machine, package_versions
     from genrec.experiments.anchors import anchors
     from genrec.experiments.recipe import load_split, preprocess_for
@@ -118,6 +149,7 @@ def run(cfg: BenchConfig, config_path: str | Path, *, out_dir: str | Path | None
     log(f"{cfg.data.dataset}: split {protocol} ({pre}), {len(split.train):,} training users, "
         f"{len(split.valid):,} validation and {len(split.test):,} test cases")
     rows: list[dict] = []
+    kept = reusable_rows(cfg, out / f"{cfg.name}.json", log) if resume else {}
 
     def results() -> dict:
         return {
@@ -132,10 +164,16 @@ def run(cfg: BenchConfig, config_path: str | Path, *, out_dir: str | Path | None
             "data": {**split.describe(), "dataset": cfg.data.dataset, "split": protocol, "preprocess": pre,
                      "preprocess_steps": split.info.get("preprocess"), "synthetic": bool(split.info.get("synthetic"))},
             "anchors": [vars(a) for a in anchors(*cfg.anchors)], "notes": cfg.notes, "results": rows,
+            "kept_rows": [r["model"] for r in rows if r["model"] in kept],
         }
 
     for m in cfg.models:  # the pages are rewritten after every model, so a long run shows progress
-        rows.append(run_model(m, cfg, split, log))
+        if m.row in kept:
+            log(f"{m.row}: kept from the earlier run (--resume)")
+            rows.append(kept[m.row])
+            continue
+        rows.append(run_model(m, cfg, split, log) | {"run_started_utc": started, "measured_utc": _now(),
+                                                      "load_average_after": load_average()})
         res = results()
         md, js = write_results(out, res)
     return res, md, js

@@ -67,6 +67,26 @@ def machine_line(m: dict) -> str:
             f"{m.get('load_average_end')} at the end")
 
 
+def _users_per_s(row: dict) -> str:
+    """Test cases ranked per second of ``eval s`` (inference speed)."""
+    cases, sec = row.get("test_cases"), row.get("eval_seconds")
+    if not cases or not sec:
+        return "–"
+    rate = cases / sec
+    return f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}"
+
+
+def _kept_lines(res: dict) -> list[str]:
+    """With ``--resume``: which rows an earlier run measured, and when (their own load average)."""
+    kept = set(res.get("kept_rows") or [])
+    if not kept:
+        return []
+    parts = [f"{r['model']} (run of {r.get('run_started_utc', '?')}, load after {r.get('load_average_after', '?')})"
+             for r in res["results"] if r["model"] in kept]
+    return ["Rows kept from earlier runs of this config (`--resume`; same data, evaluation and model entry): "
+            + "; ".join(parts) + ".", ""]
+
+
 def markdown(res: dict) -> str:
     """The Markdown page of a results dict written by :func:`genrec.experiments.runner.run`."""
     cfg, data, rows = res["config"], res["data"], res["results"]
@@ -89,11 +109,13 @@ def markdown(res: dict) -> str:
              f"and {data['test_cases']:,} test cases"
              + (f" ({cfg['evaluate']['max_cases']} test cases evaluated)" if cfg["evaluate"]["max_cases"] else "")
              + "; full ranking over every item, history excluded.", "",
-             "| model | " + " | ".join(_short(c) for c in cols) + " | fit s | eval s | peak MB |",
-             "|---|" + "---|" * (len(cols) + 3)]
+             *_kept_lines(res),
+             "| model | " + " | ".join(_short(c) for c in cols) + " | fit s | eval s | users/s | peak MB |",
+             "|---|" + "---|" * (len(cols) + 4)]
     for r in rows:
         lines.append(f"| {r['model']} | " + " | ".join(_fmt(r["metrics"].get(c)) for c in cols)
-                     + f" | {r['fit_seconds']:.1f} | {r['eval_seconds']:.1f} | {r['peak_memory_mb']:.0f} |")
+                     + f" | {r['fit_seconds']:.1f} | {r['eval_seconds']:.1f} | {_users_per_s(r)} "
+                     f"| {r['peak_memory_mb']:.0f} |")
     lines += _extra_sections(cfg, rows)
     if res["anchors"]:
         lines += ["", "Published anchors (other preprocessing and code; read them, do not chase them):", ""]
@@ -127,7 +149,8 @@ def markdown(res: dict) -> str:
                          + " / ".join(f"{m} {x:.4f}" for m, x in tu["best_valid"].items())
                          + f" with {json.dumps(changed, default=str) if changed else 'the starting values'}")
     lines += ["", "fit s: wall seconds of `fit` (after tuning); eval s: seconds ranking the test cases "
-              "(the whole `evaluate` call, with its diversity metrics, is `eval_total_seconds` in the JSON); "
+              "(the whole `evaluate` call, with its diversity metrics, is `eval_total_seconds` in the JSON); users/s: "
+              "test cases per eval second; "
               "peak MB: peak resident memory from the start of the model's fit (`peak_memory_scope` in the JSON), "
               "which includes the data already loaded."]
     if res.get("notes"):

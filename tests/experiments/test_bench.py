@@ -109,3 +109,31 @@ def test_page_reports_what_training_did(tmp_path):
     assert "## Training" in page
     assert ("pop: trained in " in page and "7 epochs run, kept epoch 4, 1,234 steps, stopped: early_stopping, "
             "precision bf16, training 56.7 s" in page)
+
+
+def test_resume_keeps_rows_of_the_same_config_and_reruns_changed_entries(tmp_path):
+    """--resume keeps a row only when data, evaluation and that model's entry are unchanged."""
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(CONFIG)
+    bench(str(cfg))
+    js = tmp_path / "results" / "tiny.json"
+    first = {r["model"]: r for r in json.loads(js.read_text())["results"]}
+
+    # the itemknn entry changes (one grid value fewer); pop does not
+    cfg.write_text(CONFIG.replace("neighbors = [20, 100]", "neighbors = [20]"))
+    r = bench(str(cfg), "--resume")
+    assert "pop: kept from the earlier run (--resume)" in r.stderr
+    assert "itemknn (tuned): kept" not in r.stderr
+    res = json.loads(js.read_text())
+    rows = {row["model"]: row for row in res["results"]}
+    assert res["kept_rows"] == ["pop"] and res["command"].endswith("--resume") and res["complete"] is True
+    assert rows["pop"] == first["pop"]  # the earlier measurement, untouched
+    assert rows["itemknn (tuned)"]["measured_utc"] >= first["itemknn (tuned)"]["measured_utc"]
+    assert len(rows["itemknn (tuned)"]["tuning"]["trials"]) < len(first["itemknn (tuned)"]["tuning"]["trials"])
+    assert "Rows kept from earlier runs" in (tmp_path / "results" / "tiny.md").read_text()
+
+    # other evaluation settings: nothing is kept
+    cfg.write_text(CONFIG.replace("ks = [5, 10]", "ks = [5, 20]"))
+    r = bench(str(cfg), "--resume")
+    assert "starting afresh" in r.stderr and "kept from the earlier run" not in r.stderr
+    assert json.loads(js.read_text())["kept_rows"] == []
