@@ -122,7 +122,7 @@ class Trainer:
         if folder is not None and (folder / ckpt_io.CHECKPOINT_FILE).is_file():
             saved = ckpt_io.load(folder / ckpt_io.CHECKPOINT_FILE)
             ckpt_io.check_fingerprint(folder / ckpt_io.CHECKPOINT_FILE, saved["fingerprint"], fingerprint)
-            acc.unwrap_model(net).load_state_dict(saved["model"])
+            ckpt_io.load_trained_state(acc.unwrap_model(net), saved["model"], folder / ckpt_io.CHECKPOINT_FILE)
             opt.load_state_dict(saved["optimizer"])
             if sched is not None and saved.get("scheduler") is not None:
                 sched.load_state_dict(saved["scheduler"])
@@ -203,7 +203,7 @@ class Trainer:
         st["elapsed"] = base + time.perf_counter() - t0
         net = acc.unwrap_model(net, keep_fp32_wrapper=False)
         if best_state is not None:
-            net.load_state_dict(best_state)
+            ckpt_io.load_trained_state(net, best_state, "the best validation state")
         net.eval()
         res = FitResult(history=st["history"], steps=st["step"],
                         epochs_run=st["epoch"] + (1 if st["pos"] else 0), best_epoch=st["best_epoch"],
@@ -266,7 +266,7 @@ class Trainer:
             if stopper.update(metrics[cfg.valid_metric]):
                 st.update(best_step=st["step"], best_epoch=math.ceil(epoch_f - 1e-9),
                           best_metric=float(metrics[cfg.valid_metric]))
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in inner.state_dict().items()}
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in ckpt_io.trained_state(inner).items()}
                 if folder is not None and acc.is_main_process:
                     ckpt_io.atomic_save(best_state, folder / ckpt_io.BEST_FILE)
         now = elapsed + time.perf_counter() - tv
@@ -293,7 +293,7 @@ class Trainer:
         if not acc.is_main_process:
             return
         ckpt_io.atomic_save({
-            "fingerprint": fingerprint, "model": acc.unwrap_model(net).state_dict(),
+            "fingerprint": fingerprint, "model": ckpt_io.trained_state(acc.unwrap_model(net)),
             "optimizer": opt.state_dict(), "scheduler": sched.state_dict() if sched is not None else None,
             "scaler": acc.scaler.state_dict() if acc.scaler is not None else None,
             "progress": copy.deepcopy(st), "stopper": stopper.state_dict(), "torch_rng": torch.get_rng_state(),

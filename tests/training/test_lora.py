@@ -52,3 +52,32 @@ def test_lora_trains_only_the_adapter_through_the_trainer(tiny_tok, demo_small, 
         got = merged(input_ids=x).logits
     assert not any("lora_" in k for k in merged.state_dict())
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_lora_checkpoint_holds_the_adapter_only_and_resumes_exactly(tiny_tok, demo_small, tmp_path):
+    """A LoRA run's checkpoint keeps the trainable weights (not the frozen base), and a run stopped
+    by max_steps and resumed ends with the same adapter as an uninterrupted one."""
+    from genrec.training.checkpoint import CHECKPOINT_FILE, load
+
+    torch.set_num_threads(1)
+    b = PromptBuilder(tiny_tok, max_title_tokens=16, max_prompt_tokens=80)
+    tid = dict(zip(demo_small.catalog.ids, b.titles_ids(demo_small.catalog.titles)))
+    examples = build_examples(b, [[tid[i] for i in s] for s in list(demo_small.sequences.items.values())[:32]])
+
+    def run(folder, **kw):
+        model = apply_lora(build_model("tiny", tiny_tok, n_positions=128, seed=0), r=4, alpha=8)
+        cfg = TrainConfig(epochs=2, lr=1e-2, batch_size=8, row_len=128, progress=False, seed=0, bf16=False,
+                          checkpoint_dir=folder, **kw)
+        return model, train_lm(model, examples, cfg, pad_id=tiny_tok.eos_token_id, device="cpu")
+
+    straight, r1 = run(None)
+    _, part = run(str(tmp_path), max_steps=3)
+    assert part.steps == 3
+    saved = load(tmp_path / CHECKPOINT_FILE)["model"]
+    trainable = {n for n, p in straight.named_parameters() if p.requires_grad}
+    assert trainable <= set(saved)
+    assert not any("base_layer" in k or k.endswith("wte.weight") for k in saved)  # no frozen base weights
+    resumed, r2 = run(str(tmp_path))
+    assert r2.steps == r1.steps == 8
+    a, b2 = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b2[k]) for k in a), "resumed LoRA run differs from the straight one"
