@@ -52,6 +52,27 @@ def test_constrained_beams_are_distinct_catalog_items_in_score_order(fitted, dem
         assert scores == sorted(scores, reverse=True) and len(set(items)) == len(items) == 10
 
 
+def test_a_wider_search_fills_the_beams_with_the_best_distinct_items(fitted, demo_loo):
+    """beam_width > num_beams: at most num_beams beams, at least as many as the narrow search found
+    (dead and duplicate beams of the narrow tree are replaced), still distinct and best first."""
+    fitted.set_params(decoding="constrained")
+    hists = _hists(demo_loo, 8)
+    try:
+        narrow = fitted.recommend(hists, k=10, exclude_history=False)
+        fitted.set_params(beam_width=16)
+        wide = fitted.recommend(hists, k=10, exclude_history=False)
+    finally:
+        fitted.set_params(beam_width=None)
+    n_narrow = [len(w.queries) for w in narrow.why]
+    n_wide = [len(w.queries) for w in wide.why]
+    assert all(w <= fitted.num_beams for w in n_wide)
+    assert sum(n_wide) >= sum(n_narrow) and sum(n_wide) > 0
+    for why in wide.why:
+        texts = [q.text for q in why.queries]
+        assert len(texts) == len(set(texts))
+        assert [q.score for q in why.queries] == sorted((q.score for q in why.queries), reverse=True)
+
+
 def test_every_constrained_generation_is_a_path_of_the_title_tree(fitted, demo_loo):
     from genrec.llm.types import GenParams
 
@@ -143,6 +164,8 @@ def test_bad_parameters_fail_with_their_name():
         create("genrec-llm", decoding="sampled")
     with pytest.raises(ParamError, match="domain"):
         create("genrec-llm", domain="books")
+    with pytest.raises(ParamError, match="beam_width"):
+        create("genrec-llm", num_beams=10, beam_width=4)
 
 
 def test_lora_trains_only_adapters_and_round_trips(demo_loo, tmp_path):

@@ -51,13 +51,17 @@ class Ranked:
 
 
 def generate_beams(backend, prompts: list[list[int]], titles: TitleIndex, grounder: Grounder, *, decoding: str,
-                   num_beams: int, max_new_tokens: int, seed: int = 0) -> list[list[Beam]]:
-    """Beam search per prompt (``decoding``: constrained or grounded), best first."""
+                   num_beams: int, max_new_tokens: int, seed: int = 0,
+                   beam_width: int | None = None) -> list[list[Beam]]:
+    """Beam search per prompt (``decoding``: constrained or grounded), best first: the first
+    ``num_beams`` distinct live beams of a search ``beam_width`` wide (default ``num_beams``; a wider
+    search makes up for the dead and duplicate beams of a narrow prefix tree, see :data:`DEAD`)."""
     from genrec.llm.types import GenParams
 
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}; got {decoding!r}")
-    params = GenParams(max_new_tokens=max_new_tokens, n=num_beams, num_beams=num_beams, decoding="beam", seed=seed)
+    width = max(num_beams, beam_width or num_beams)
+    params = GenParams(max_new_tokens=max_new_tokens, n=width, num_beams=width, decoding="beam", seed=seed)
     rows = backend.generate_ids(prompts, params, constraint=titles.trie if decoding == "constrained" else None)
     out: list[list[Beam]] = []
     pending: list[tuple[int, int, str]] = []  # (row, beam) of texts to ground by embedding
@@ -66,6 +70,8 @@ def generate_beams(backend, prompts: list[list[int]], titles: TitleIndex, ground
         seen: set[tuple[int, ...]] = set()
         for g, new_ids in sorted(gens, key=lambda x: -x[0].score if np.isfinite(x[0].score) else np.inf):
             key = tuple(new_ids)
+            if len(beams) >= num_beams:
+                break
             if not np.isfinite(g.score) or g.score < DEAD or key in seen:
                 continue  # a dead beam (see DEAD) or a copy of a finished one
             seen.add(key)

@@ -75,6 +75,8 @@ class GenRecLLM(Recommender):
         "decoding": "constrained (prefix tree of catalog titles) or grounded (free text, nearest title by MiniLM); "
                     "read at recommend time",
         "num_beams": "beams per user (the generated part of the list)",
+        "beam_width": "beams searched, of which the best num_beams distinct live ones are kept; null = num_beams "
+                      "(a wider search fills the list when the title tree leaves few live beams)",
         "embedder": "sentence-transformers model for grounding; null = packaged all-MiniLM-L6-v2",
         "valid_users": "validation cases whose response loss picks the best state",
         "eval_every": "validate every this many optimizer steps; null = each epoch",
@@ -90,7 +92,7 @@ class GenRecLLM(Recommender):
                  grad_accum: int = 1, history_items: int = 10, max_title_tokens: int = 24,
                  max_target_tokens: int = 48, max_prompt_tokens: int = 256, examples_per_user: int | None = None,
                  vocab_size: int = 4096, domain: str = "products", decoding: str = "constrained",
-                 num_beams: int = 10, embedder: str | None = None, valid_users: int = 200,
+                 num_beams: int = 10, beam_width: int | None = None, embedder: str | None = None, valid_users: int = 200,
                  eval_every: int | None = None, checkpoint_every: int = 0, time_budget: float | None = None,
                  patience: int | None = None, warmup_ratio: float = 0.05, gen_batch_size: int = 16,
                  seed: int = 0, device: str | None = None, bf16: bool | None = None, threads: int | None = None,
@@ -114,6 +116,7 @@ class GenRecLLM(Recommender):
         self.domain = domain
         self.decoding = decoding
         self.num_beams = num_beams
+        self.beam_width = beam_width
         self.embedder = embedder
         self.valid_users = valid_users
         self.eval_every = eval_every
@@ -137,6 +140,8 @@ class GenRecLLM(Recommender):
             raise ValueError(f"domain must be one of {', '.join(DOMAINS)}; got {self.domain!r}")
         if self.num_beams < 1:
             raise ValueError(f"num_beams must be >= 1; got {self.num_beams}")
+        if self.beam_width is not None and self.beam_width < self.num_beams:
+            raise ValueError(f"beam_width must be >= num_beams ({self.num_beams}); got {self.beam_width}")
 
     @property
     def uses_lora(self) -> bool:
@@ -279,7 +284,8 @@ class GenRecLLM(Recommender):
         n_fit = len(self.item_ids_)
         prompts = [self._prompts.prompt([self._hist_ids[j] for j in h if j < n_fit]) for h in encoded]
         beams = generate_beams(self.backend, prompts, self._titles, self.grounder, decoding=self.decoding,
-                               num_beams=self.num_beams, max_new_tokens=self.max_target_tokens + 1, seed=self.seed)
+                               num_beams=self.num_beams, max_new_tokens=self.max_target_tokens + 1, seed=self.seed,
+                               beam_width=self.beam_width)
         ranked = rank(beams, self.grounder)
         banned = {catalog._index[i] for i in exclude if i in catalog._index}
         items, scores, whys = [], [], []
