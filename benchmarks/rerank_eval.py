@@ -237,13 +237,16 @@ def main() -> None:
         cap = a.users if CONFIGS[name][2] == "users" else min(a.small_users, a.users)
         todo = [c for c in R.sample[:cap] if c.user not in done.get(name, set())]
         print(f"{name}: {len(todo)} of {cap} users to do", flush=True)
+        shown = time.perf_counter()
         for s in range(0, len(todo), CHUNK):
             rows = R.run_chunk(name, todo[s:s + CHUNK])
             with rows_path.open("a") as f:
                 for r in rows:
                     f.write(json.dumps(r, default=str) + "\n")
-            print(f"  {name}: {s + len(rows)}/{len(todo)} ({rows[0]['seconds']} s/user, load {load_average()})",
-                  flush=True)
+            if time.perf_counter() - shown >= 10 or s + CHUNK >= len(todo):  # a line per ~10 s, not per chunk
+                shown = time.perf_counter()
+                print(f"  {name}: {s + len(rows)}/{len(todo)} ({rows[0]['seconds']} s/user, load {load_average()})",
+                      flush=True)
         save_meta()
         write_report(out, rows_path, meta_path)
     save_meta()
