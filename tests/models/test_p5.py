@@ -286,3 +286,33 @@ def test_bad_parameters_fail_with_their_name(toy):
         create("p5", item_ids="numbers").fit(toy)
     with pytest.raises(UnknownNameError, match="seq-9"):
         create("p5", template="seq-9").fit(toy)
+
+
+def test_a_pretrained_lm_with_fewer_blocks_and_lora_trains_and_round_trips(toy, tmp_path):
+    """lm = a pre-trained Llama folder (built here, saved as a download would be), keep_layers=2 of
+    its 3 blocks, LoRA r=4: only the adapters train, and the saved (merged) model answers alike."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from genrec.lm.scratch import train_tokenizer
+    from genrec.models.registry import create, load_model
+    from genrec.prompts.tasks import all_words
+
+    torch.manual_seed(0)
+    tok = train_tokenizer([_title(j) for j in range(N_ITEMS)] + all_words() * 20, vocab_size=600)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    base = tmp_path / "base"
+    LlamaForCausalLM(cfg).save_pretrained(base)
+    tok.save_pretrained(base)
+    m = create("p5", **{**TOY, "lm": str(base), "epochs": 1, "lora_r": 4, "keep_layers": 2}).fit(toy)
+    net = m._require_lm()
+    assert net.config.num_hidden_layers == 2
+    trainable = [n for n, p in net.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    hists = [list(c.history) for c in toy.test[:3]]
+    before = m.recommend(hists, k=5)
+    m.save(tmp_path / "saved")
+    back = load_model(tmp_path / "saved")
+    assert back.recommend(hists, k=5).items == before.items

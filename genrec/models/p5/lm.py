@@ -21,27 +21,26 @@ def scratch_lm(size: str, texts: Sequence[str], *, vocab_size: int, n_positions:
     return build_model(size, tok, n_positions=n_positions, dropout=dropout, seed=seed), tok
 
 
-def pretrained_lm(name: str, device, *, lora_r: int, seed: int) -> tuple[Any, Any]:
-    """A pre-trained LM (name or path, via :func:`genrec.lm.load.load_causal_lm`) with LoRA
-    adapters of rank ``lora_r`` on its attention (``lora_r=0``: every weight trains)."""
+def pretrained_lm(name: str, device, *, lora_r: int, seed: int, keep_layers: int | None = None,
+                  keep_last: int = 0) -> tuple[Any, Any]:
+    """A pre-trained LM (name or path) through :func:`genrec.lm.adapt.prepare_pretrained`: optionally
+    only ``keep_layers`` of its blocks (the first ``keep_layers - keep_last`` and the last
+    ``keep_last``), with LoRA adapters of rank ``lora_r`` (alpha 2r) on peft's default modules
+    for the architecture (Llama: q_proj, v_proj); ``lora_r=0``: every weight trains."""
     import torch
 
-    from genrec.lm.load import load_causal_lm
+    from genrec.lm.adapt import LoraSpec, prepare_pretrained
 
+    torch.manual_seed(seed)  # the adapters' random initialisation
     try:
-        model, tok = load_causal_lm(name, device=str(device))
+        model, tok = prepare_pretrained(name, keep_layers=keep_layers, keep_last=keep_last,
+                                        lora=LoraSpec(r=lora_r, alpha=2 * lora_r, dropout=0.05) if lora_r else None,
+                                        device=str(device))
     except (OSError, ValueError) as e:
         raise GenrecError(f"P5: cannot load the language model {name!r} ({e}); use a scratch size: tiny, small, "
                           "base") from e
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    model = model.float()  # train in fp32 weights; autocast gives bf16 speed where it pays
-    if lora_r:
-        from genrec.training.lora import apply_lora
-
-        torch.manual_seed(seed)
-        model = apply_lora(model, r=lora_r, alpha=2 * lora_r, dropout=0.05, target_modules=("q_proj", "v_proj")
-                           if any(n.endswith("q_proj") for n, _ in model.named_modules()) else None)
     return model, tok
 
 

@@ -64,7 +64,8 @@ class P5(P5TasksMixin, Recommender):
                  sequential_examples: int = 20, direct_examples: int = 4, yesno_examples: int = 6,
                  rating_examples: int = 6, explanation_examples: int = 4, max_history: int = 10,
                  candidates: int = 20, beams: int = 20, max_title_tokens: int = 24, max_answer_tokens: int = 48,
-                 max_prompt_tokens: int = 768, vocab_size: int = 4096, lora_r: int = 8, template: str = "seq-1",
+                 max_prompt_tokens: int = 768, vocab_size: int = 4096, lora_r: int = 8,
+                 keep_layers: int | None = None, keep_last: int = 0, template: str = "seq-1",
                  valid_users: int = 200, time_budget: float | None = None, seed: int = 0,
                  device: str | None = None, bf16: bool | None = None, threads: int | None = None,
                  checkpoint_dir: str | None = None, progress: bool = True) -> None:
@@ -88,6 +89,8 @@ class P5(P5TasksMixin, Recommender):
         self.max_prompt_tokens = max_prompt_tokens
         self.vocab_size = vocab_size
         self.lora_r = lora_r
+        self.keep_layers = keep_layers
+        self.keep_last = keep_last
         self.template = template
         self.valid_users = valid_users
         self.time_budget = time_budget
@@ -145,7 +148,8 @@ class P5(P5TasksMixin, Recommender):
             model, tok = scratch_lm(self.lm, texts, vocab_size=self.vocab_size, seed=self.seed,
                                     n_positions=self._row_len() + 1)
         else:
-            model, tok = pretrained_lm(self.lm, self._device, lora_r=self.lora_r, seed=self.seed)
+            model, tok = pretrained_lm(self.lm, self._device, lora_r=self.lora_r, seed=self.seed,
+                                       keep_layers=self.keep_layers, keep_last=self.keep_last)
         specials = [s for s in getattr(tok, "all_special_tokens", []) if s]
         self.identifiers_ = make_identifiers(catalog.ids, catalog.titles, self.item_ids, seed=self.seed,
                                              cut=lambda t: cut_tokens(tok, t, self.max_title_tokens),
