@@ -43,6 +43,7 @@ CONFIGS: dict[str, tuple[str, dict, str]] = {
     "verbalizer+profile+shots3": ("rerank", {"mode": "verbalizer", "profile": "on", "shots": 3}, "users"),
     "verbalizer+boot3": ("rerank", {"mode": "verbalizer", "bootstrap": 3}, "small"),
     "llmrank:verbalizer+boot3": ("llmrank", {"mode": "verbalizer", "bootstrap": 3}, "small"),
+    "llmrank:likelihood": ("llmrank", {"mode": "likelihood"}, "users"),
     "auto+verbalizer": ("rerank-auto", {"mode": "verbalizer"}, "small"),
     "listwise": ("rerank", {"mode": "listwise"}, "small"),
     "listwise+shots3": ("rerank", {"mode": "listwise", "shots": 3}, "small"),
