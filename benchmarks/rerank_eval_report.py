@@ -32,6 +32,10 @@ def paired_ci(diffs: list[float], seed: int = 0, b: int = 2000) -> tuple[float, 
     return sum(diffs) / n, means[int(0.025 * b)], means[int(0.975 * b) - 1]
 
 
+def _ndcg10(rank: int) -> float:
+    return 1 / math.log2(rank + 1) if 0 < rank <= 10 else 0.0
+
+
 def summarize(rows: list[dict], runs: dict) -> dict:
     from genrec.models.rerank.bias import position_bias
     from genrec.models.rerank.reasons import hallucination_rate
@@ -48,6 +52,11 @@ def summarize(rows: list[dict], runs: dict) -> dict:
         row = {"config": name, "users": len(rs), "users_per_s": round(len(rs) / secs, 3) if secs else None}
         if name.startswith("llmrank:"):
             row.update({k: round(v, 4) for k, v in metrics([r["rank"] for r in rs], LLMRANK_KS).items()})
+            pop = by.get("llmrank:pop", {})
+            if name != "llmrank:pop" and all(u in pop for u in users):  # popularity on the same users, paired
+                row["pop_NDCG@10_same_users"] = round(metrics([pop[u]["rank"] for u in users], LLMRANK_KS)["NDCG@10"], 4)
+                row["delta_pop_NDCG@10_ci95"] = [round(x, 4) for x in paired_ci(
+                    [_ndcg10(got[u]["rank"]) - _ndcg10(pop[u]["rank"]) for u in users])]
             llmrank.append(row)
         else:
             row.update({k: round(v, 4) for k, v in metrics([r["rank"] for r in rs]).items()})
@@ -121,10 +130,13 @@ def markdown(s: dict) -> str:
     if s["llmrank_protocol"]:
         cols2 = [f"HR@{k}" for k in LLMRANK_KS] + [f"NDCG@{k}" for k in LLMRANK_KS]
         L += ["", "## LLMRank protocol (20 candidates: the target and 19 seeded random items, seeded order)", "",
-              "| ranker | users | " + " | ".join(cols2) + " | users/s |", "|---" * (len(cols2) + 3) + "|"]
+              "| ranker | users | " + " | ".join(cols2) + " | pop NDCG@10 same users | delta vs pop NDCG@10 [95% CI] "
+              "| users/s |", "|---" * (len(cols2) + 5) + "|"]
         for r in s["llmrank_protocol"]:
+            ci = r.get("delta_pop_NDCG@10_ci95")
             L.append(f"| {r['config']} | {r['users']} | " + " | ".join(_f(r[c]) for c in cols2)
-                     + f" | {_f(r['users_per_s'])} |")
+                     + f" | {_f(r.get('pop_NDCG@10_same_users'))} | "
+                     + (f"{ci[0]:+.4f} [{ci[1]:+.4f}, {ci[2]:+.4f}]" if ci else "") + f" | {_f(r['users_per_s'])} |")
         L.append("\nChance: HR@1 0.05, HR@5 0.25, HR@10 0.50.")
     if s.get("listwise_parsing"):
         L += ["", "## Listwise answers (LLMRank-style written rankings, parsed back to letters)", "",
