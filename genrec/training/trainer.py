@@ -111,7 +111,7 @@ class Trainer:
             from genrec.training.distributed import loss_runner
 
             runner = acc.prepare_model(loss_runner(module, net))
-        fingerprint = self._fingerprint(module, precision, acc)
+        fingerprint = self._fingerprint(module, precision, acc, horizon if sched is not None else None)
         stopper = EarlyStopping(cfg.patience, cfg.min_delta, cfg.smoothing)
         st: dict[str, Any] = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "samples": 0, "history": [],
                               "best_step": None, "best_epoch": None, "best_metric": None, "loss_sum": 0.0,
@@ -281,9 +281,12 @@ class Trainer:
                                                  for k, v in row.items()))
         return best_state
 
-    def _fingerprint(self, module: TrainableModule, precision: str, acc) -> dict:
+    def _fingerprint(self, module: TrainableModule, precision: str, acc, horizon: int | None) -> dict:
+        """What a checkpoint must match to resume exactly. ``horizon``: the learning-rate schedule's
+        length in steps (None without a scheduler): a run with more epochs has another schedule, so
+        resuming a shorter run's checkpoint would jump the learning rate; it is refused instead."""
         cfg = self.config
-        return {"module": module.fingerprint(), "seed": cfg.seed, "grad_accum": cfg.grad_accum,
+        return {"module": module.fingerprint(), "seed": cfg.seed, "grad_accum": cfg.grad_accum, "lr_schedule_steps": horizon,
                 "eval_every": cfg.eval_every, "valid_metric": cfg.valid_metric, "precision": precision,
                 "max_grad_norm": cfg.max_grad_norm, "processes": acc.num_processes}
 

@@ -180,3 +180,10 @@ def test_bad_config_names_the_field():
         TrainerConfig(max_epochs=None).check()
     with pytest.raises(ValueError, match="valid_metric 'ndcg@10'"):
         Trainer(cfg(max_epochs=1, valid_metric="ndcg@10")).fit(Regression())
+
+
+def test_a_checkpoint_of_a_shorter_schedule_is_refused(tmp_path):
+    """More epochs = another learning-rate schedule: resuming would jump the rate, so it is refused."""
+    Trainer(cfg(max_epochs=1, checkpoint_dir=str(tmp_path))).fit(Regression())
+    with pytest.raises(CheckpointMismatch, match=r"lr_schedule_steps: checkpoint 12, now 24"):
+        Trainer(cfg(max_epochs=2, checkpoint_dir=str(tmp_path))).fit(Regression())
