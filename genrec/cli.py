@@ -451,16 +451,24 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
                                                  "(their history) in chat LLM prompts (default: never)."),
           chat_llm_cache: str = typer.Option("off", "--chat-llm-cache", help="Record-replay cache of chat LLM calls "
                                              "(it stores prompts, so user messages): off, record or replay; its "
-                                             "file is logged at start and shown by /health.")) -> None:
+                                             "file is logged at start and shown by /health."),
+          chat_llm_rank: int = typer.Option(0, "--chat-llm-rank", help="Let the chat LLM re-order the top N "
+                                            "candidates (0-26; Chat-Rec): one forward pass scoring each candidate's "
+                                            "letter (verbalizer); the rest keep the fused order. Default 0: the "
+                                            "LLM only writes the search query.")) -> None:
     """Serve a saved model over HTTP with a web page at /. Write endpoints need the bearer token in
     $GENREC_TOKEN (kept out of the command line, where `ps` would show it); without it they answer
     403 unless --open-writes is given. POST /chat is the conversational recommender (--chat-*)."""
-    from genrec.serve.chatting import ChatConfig
+    from genrec.serve.chatting import ChatConfig, check_llm_rank
     from genrec.serve.server import run
 
+    try:
+        check_llm_rank(chat_llm_rank, needs_backend=chat_backend is None)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--chat-llm-rank") from None
     chat = ChatConfig(backend=chat_backend, embedder=None if (chat_embedder or "none").lower() == "none"
                       else chat_embedder, send_user_id=chat_send_user_id, send_profile=chat_send_profile,
-                      llm_cache=chat_llm_cache)
+                      llm_cache=chat_llm_cache, llm_rank=chat_llm_rank)
     try:
         chat.check()
     except ValueError as e:

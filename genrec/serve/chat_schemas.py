@@ -66,7 +66,8 @@ class ChatItem(BaseModel):
     rank: int
     item_id: str
     title: str
-    score: float = Field(..., description="The fused score (a weighted sum of normalised scores).")
+    score: float = Field(..., description="The fused score (a weighted sum of normalised scores); when the LLM "
+                                          "re-ordered the top items, their order is the LLM's, not the score's.")
     brand: str | None = None
     categories: list[str] = []
     sources: list[str] = Field([], description="Lists that had it: bm25, embedding, collaborative.")
@@ -82,6 +83,11 @@ class LLMUse(BaseModel):
     prompt: Any = Field(None, description="The exact prompt: a list of chat messages or a text; null without an LLM.")
     sent: dict[str, bool] = Field(..., description="Whether the prompt may hold the user id and the user's own items.")
     error: str | None = None
+    rank_prompt: Any = Field(None, description="The exact ranking prompt (--chat-llm-rank): the request and the top "
+                                               "candidates' quoted titles labelled (A), (B), ...; null when the LLM "
+                                               "does not rank. In a preview: for the candidates found without the "
+                                               "LLM's query.")
+    rank_error: str | None = Field(None, description="Why the ranking call failed (the items are then in fused order).")
 
 
 class ChatResponse(BaseModel):
@@ -94,7 +100,7 @@ class ChatResponse(BaseModel):
     items: list[ChatItem]
     why: WhyOut
     history: list[ItemRef] = []
-    ranking: str = Field(..., description="How the items were ranked.")
+    ranking: str = Field(..., description="How the items were ranked (and whether the LLM re-ordered the top ones).")
     llm: LLMUse
     notes: list[str] = []
 

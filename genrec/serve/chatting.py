@@ -14,15 +14,21 @@ One turn:
 4. Ranking: a weighted sum of normalised scores over those lists (:func:`.chat_search.fuse`):
    each query's text lists weigh 1 (the message 0.5 and the context 0.25 when an LLM query leads;
    the context 0.5 otherwise), the collaborative list ``cf_weight`` (0.25), so the request leads
-   and the user's model breaks near-ties; the LLM does not rank. Items shown in the last turn, the history (unless
-   ``exclude_history`` is false), deleted and excluded ids never come back.
+   and the user's model breaks near-ties. Items shown in the last turn, the history (unless
+   ``exclude_history`` is false), deleted and excluded ids never come back. Then, with an LLM and
+   ``llm_rank = N > 0`` (``--chat-llm-rank``), the LLM re-orders the top N of that list in one
+   forward pass by verbalizer scores (:mod:`.chat_rank`, prompt :func:`genrec.prompts.chat.rank_prompt`:
+   the request, the same context, the candidates' quoted titles with letters); the rest keep the
+   fused order below them, and a failed ranking call leaves the fused order (with a note).
 5. Reasons: per item, fixed sentences from its evidence (the queries that found it, the words it
-   shares with the message, its rank among the collaborative candidates), so nothing is invented.
+   shares with the message, its rank among the collaborative candidates, the place the LLM gave
+   it), so nothing is invented and nothing the LLM writes is shown.
 
 Privacy: the LLM prompt holds the messages and catalog titles only; the user's id and their own
 items (the profile) are added only when the service was started with ``send_user_id`` /
-``send_profile``. The exact prompt is returned with the answer and by ``POST /chat/preview``
-(which calls nothing). LLM calls are not cached unless ``llm_cache`` says so.
+``send_profile``. The exact prompts (query and ranking) are returned with the answer and by
+``POST /chat/preview`` (which calls nothing, so its ranking prompt holds the candidates found
+without the LLM's query). LLM calls are not cached unless ``llm_cache`` says so.
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from genrec.core.why import Evidence, Explanation, Query, Why
+from genrec.core.why import Why
 from genrec.errors import GenrecError
-from genrec.retrieval.bm25 import tokenize
-from genrec.prompts.chat import ChatContext, query_prompt, read_query
+from genrec.prompts.chat import ChatContext, query_prompt, rank_prompt, read_query
 from genrec.serve import chat_schemas as C
 from genrec.serve import schemas as S
+from genrec.serve.chat_rank import llm_order
+from genrec.serve.chat_reasons import explain, reply
 from genrec.serve.chat_search import Ranked, TitleSearch, fuse, normalise
 from genrec.serve.chat_store import ChatStore, Conversation, Turn
 from genrec.serve.errors import Conflict
@@ -56,7 +63,8 @@ class ChatConfig:
     """How ``POST /chat`` works (``genrec serve --chat-*``). ``backend``: an LLM spec
     (:func:`genrec.models.rerank.backends.parse_backend`: smollm2-135m, hf:..., openai:URL#MODEL,
     scratch) or None for the deterministic fallback; ``embedder``: a sentence-transformers model
-    (``all-minilm-l6-v2``) or None for BM25 only; ``llm_cache``: off, record or replay."""
+    (``all-minilm-l6-v2``) or None for BM25 only; ``llm_cache``: off, record or replay;
+    ``llm_rank``: how many of the top fused candidates the LLM re-orders (0: it does not rank)."""
 
     backend: str | None = None
     embedder: str | None = None
@@ -66,6 +74,7 @@ class ChatConfig:
     cf_weight: float = 0.25
     candidates: int = 50
     max_new_tokens: int = 24
+    llm_rank: int = 0
 
     def check(self) -> None:
         from genrec.llm.cache import normalise_mode
@@ -76,6 +85,22 @@ class ChatConfig:
         normalise_mode(self.llm_cache)
         if self.cf_weight < 0 or self.candidates < 1 or self.max_new_tokens < 1:
             raise ValueError("cf_weight must be >= 0, candidates and max_new_tokens >= 1")
+        try:
+            check_llm_rank(self.llm_rank, needs_backend=self.backend is None)
+        except ValueError as e:
+            raise ValueError(f"llm_rank {e}") from None
+
+
+MAX_LLM_RANK = 26  # one letter per candidate (genrec.models.rerank.prompts.labels)
+
+
+def check_llm_rank(n: int, needs_backend: bool = False) -> None:
+    """``ValueError`` unless ``0 <= n <= 26`` (and ``n == 0`` when no LLM is configured)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_LLM_RANK:
+        raise ValueError(f"{n!r} is not an integer from 0 (the LLM does not rank) to {MAX_LLM_RANK} "
+                         f"(one letter per candidate)")
+    if n and needs_backend:
+        raise ValueError(f"{n}: ranking needs an LLM (--chat-backend)")
 
 
 class ChatEngine:
@@ -111,7 +136,8 @@ class ChatEngine:
         return {"backend": self.config.backend, "remote": self.remote,
                 "llm_cache": None if cache is None else {"mode": cache.mode, "path": str(cache.path)},
                 "send_user_id": self.config.send_user_id, "send_profile": self.config.send_profile,
-                "search": self.search.describe(), "cf_weight": self.config.cf_weight}
+                "search": self.search.describe(), "cf_weight": self.config.cf_weight,
+                "llm_rank": self.config.llm_rank if self.llm is not None else 0}
 
     def describe_lines(self) -> list[str]:
         i = self.info()
@@ -126,22 +152,35 @@ class ChatEngine:
     def preview(self, req: C.ChatRequest) -> dict:
         """What ``respond`` would send to the LLM for this request (nothing is called or stored)."""
         conv, user, hist_ids, _, notes = self._context(req)
-        prompt = self._prompt(req, conv, user, hist_ids) if self.llm is not None else None
+        ctx = self._chat_context(req, conv, user, hist_ids)
+        prompt = query_prompt(ctx, chat=self.chat_prompts) if self.llm is not None else None
+        ranking = None
+        if self.ranks:
+            # The turn's candidates depend on the query the LLM writes, which the preview does not ask for.
+            fused, *_ = self._candidates(req, conv, hist_ids, self._text_queries(req, conv, 1.0))
+            ranking = self._rank_prompt(ctx, fused)
+            notes.append("the ranking prompt shows the candidates found without the LLM's query (the preview "
+                         "calls no LLM); the turn's candidates can differ" if ranking is not None else
+                         "fewer than 2 candidates without the LLM's query: the LLM would have nothing to rank")
         return {"conversation_id": req.conversation_id, "turn": (conv.turns[-1].turn if conv and conv.turns else 0) + 1,
-                "llm": self._llm_out(prompt, used=False), "notes": notes}
+                "llm": self._llm_out(prompt, used=False, rank_prompt=ranking), "notes": notes}
+
+    @property
+    def ranks(self) -> bool:
+        """Whether the LLM re-orders the top candidates (an LLM and ``llm_rank > 0``)."""
+        return self.llm is not None and self.config.llm_rank > 0
 
     def respond(self, req: C.ChatRequest) -> dict:
         svc = self.svc
         svc.sync()
         conv, user, history, history_out, notes = self._context(req)
         turn_no = (conv.turns[-1].turn if conv and conv.turns else 0) + 1
-        earlier = [t.message for t in conv.turns[-CONTEXT_TURNS:]] if conv else []
-        shown = set(conv.turns[-1].items) if conv and conv.turns else set()
+        ctx = self._chat_context(req, conv, user, history)
 
         queries: list[dict[str, Any]] = []
         prompt, error = None, None
         if self.llm is not None:
-            prompt = self._prompt(req, conv, user, history)
+            prompt = query_prompt(ctx, chat=self.chat_prompts)
             written, error = self._ask(prompt)
             if written:
                 queries.append({"query": written, "source": "llm", "weight": 1.0})
@@ -149,36 +188,25 @@ class ChatEngine:
                 notes.append("the LLM wrote no usable query; the message is the query")
             if error:
                 notes.append(f"the LLM failed ({error}); answered without it")
-        lead = 0.5 if queries else 1.0
-        said = search_words(req.message)
-        if said:
-            queries.append({"query": said, "source": "message", "weight": lead})
-        context = search_words(" ".join(earlier[-2:] + [req.message]))
-        if earlier and context and context != said:
-            queries.append({"query": context, "source": "context", "weight": lead / 2})
+        queries += self._text_queries(req, conv, 0.5 if queries else 1.0)
         if not queries:
             notes.append("the message has no words to search for; the items come from the user's model alone")
 
-        excluded = set(svc.state.deleted) | set(req.exclude_ids) | shown
-        if req.exclude_history:
-            excluded |= set(history)
-        keep = self._keeper(req, excluded)
-        n = self.config.candidates
-        lists: list[Ranked] = []
-        for qn, q in enumerate(queries):
-            for source, ids, scores in self.search.search(q["query"], n, excluded):
-                norm = normalise(source, scores)
-                kept = [(i, s) for i, s in zip(ids, norm) if keep(i)]
-                lists.append(Ranked(source, q["weight"], tuple(i for i, _ in kept), tuple(s for _, s in kept), qn))
-        cf, cf_why = self._collaborative(history, req, excluded, keep)
-        if cf and self.config.cf_weight > 0:
-            lists.append(Ranked("collaborative", self.config.cf_weight, tuple(cf),
-                                tuple(normalise("collaborative", [0.0] * len(cf)))))
-        fused = fuse(lists)[:req.k]
+        fused, lists, cf, cf_why = self._candidates(req, conv, history, queries)
         if len(fused) < req.k:
             notes.append(f"only {len(fused)} item(s) matched and passed the filters")
-        items, why = self._explain(fused, lists, queries, cf, cf_why, req.message, bool(history))
-        answer = self._answer(req.message, queries, items, bool(cf))
+        ranking, llm_rank = None, None
+        if self.ranks:
+            ranking = self._rank_prompt(ctx, fused)
+            if ranking is None:
+                notes.append("fewer than 2 candidates: the LLM had nothing to rank")
+            else:
+                llm_rank = llm_order(self.llm, ranking, min(self.config.llm_rank, len(fused)), self._llm_lock)
+                notes += llm_rank.notes()
+                fused = [fused[j] for j in llm_rank.order] + fused[llm_rank.n:]
+        items, why = explain(self.svc.catalog, svc.name, fused, lists, queries, cf, cf_why, req.message,
+                             bool(history), llm_rank)
+        answer = reply(req.message, queries, items, bool(cf))
         conv_id = self.store.add_turn(
             conv.id if conv else None,
             Turn(turn_no, req.message, [{"query": q["query"], "source": q["source"]} for q in queries],
@@ -187,10 +215,11 @@ class ChatEngine:
         return {"conversation_id": conv_id, "turn": turn_no, "model": svc.name, "user": user, "answer": answer,
                 "queries": [{**q, "items": list(why.queries[n].items)} for n, q in enumerate(queries)],
                 "items": items, "why": why.to_dict(), "history": history_out,
-                "ranking": "weighted sum of normalised scores: title search (BM25"
+                "ranking": (llm_rank.describe() if llm_rank else "") + "weighted sum of normalised scores: title search (BM25"
                            + (" + embeddings" if self.search.embed is not None else "")
                            + f") per query, and the served model's ranks (weight {self.config.cf_weight:g})",
-                "llm": self._llm_out(prompt, used=prompt is not None and error is None, error=error),
+                "llm": self._llm_out(prompt, used=prompt is not None and error is None, error=error,
+                                     rank_prompt=ranking, rank_error=llm_rank.error if llm_rank else None),
                 "notes": notes}
 
     def conversation(self, conv_id: str) -> dict:
@@ -222,16 +251,60 @@ class ChatEngine:
         history = _dedup_last(ids)[-S.MAX_HISTORY:]
         return conv, user, history, [self.svc.ref(i) for i in history], notes
 
-    def _prompt(self, req: C.ChatRequest, conv: Conversation | None, user: str | None, history: list[str]) -> Any:
+    def _chat_context(self, req: C.ChatRequest, conv: Conversation | None, user: str | None,
+                      history: list[str]) -> ChatContext:
+        """What the LLM prompts (query and ranking) may hold; profile and user id only when allowed."""
         cat = self.svc.catalog
         last = conv.turns[-1] if conv and conv.turns else None
-        ctx = ChatContext(
+        return ChatContext(
             message=req.message,
             earlier=[t.message for t in conv.turns[-CONTEXT_TURNS:]] if conv else [],
             shown=[cat[i].title for i in (last.items[:5] if last else []) if i in cat],
             profile=[cat[i].title for i in history[-10:] if i in cat] if self.config.send_profile else [],
             user_id=user if self.config.send_user_id else None)
-        return query_prompt(ctx, chat=self.chat_prompts)
+
+    def _rank_prompt(self, ctx: ChatContext, fused: list[tuple[str, float]]) -> Any:
+        """The ranking prompt for the top ``llm_rank`` of ``fused`` (None for fewer than 2)."""
+        top = fused[:self.config.llm_rank]
+        if len(top) < 2:
+            return None
+        return rank_prompt(ctx, [self.svc.catalog[i].title for i, _ in top], chat=self.chat_prompts)
+
+    def _text_queries(self, req: C.ChatRequest, conv: Conversation | None, lead: float) -> list[dict[str, Any]]:
+        """The message's words (weight ``lead``) and, from the second turn on, the recent messages'
+        words joined (``lead / 2``)."""
+        earlier = [t.message for t in conv.turns[-CONTEXT_TURNS:]] if conv else []
+        out: list[dict[str, Any]] = []
+        said = search_words(req.message)
+        if said:
+            out.append({"query": said, "source": "message", "weight": lead})
+        context = search_words(" ".join(earlier[-2:] + [req.message]))
+        if earlier and context and context != said:
+            out.append({"query": context, "source": "context", "weight": lead / 2})
+        return out
+
+    def _candidates(self, req: C.ChatRequest, conv: Conversation | None, history: list[str],
+                    queries: list[dict[str, Any]]) -> tuple[list[tuple[str, float]], list[Ranked], list[str], Why]:
+        """``(fused top k, the lists fused, collaborative ids, the model's why)``: every query's title
+        search and the served model's candidates, filtered, fused by a weighted sum."""
+        svc = self.svc
+        shown = set(conv.turns[-1].items) if conv and conv.turns else set()
+        excluded = set(svc.state.deleted) | set(req.exclude_ids) | shown
+        if req.exclude_history:
+            excluded |= set(history)
+        keep = self._keeper(req, excluded)
+        n = self.config.candidates
+        lists: list[Ranked] = []
+        for qn, q in enumerate(queries):
+            for source, ids, scores in self.search.search(q["query"], n, excluded):
+                norm = normalise(source, scores)
+                kept = [(i, s) for i, s in zip(ids, norm) if keep(i)]
+                lists.append(Ranked(source, q["weight"], tuple(i for i, _ in kept), tuple(s for _, s in kept), qn))
+        cf, cf_why = self._collaborative(history, req, excluded, keep)
+        if cf and self.config.cf_weight > 0:
+            lists.append(Ranked("collaborative", self.config.cf_weight, tuple(cf),
+                                tuple(normalise("collaborative", [0.0] * len(cf)))))
+        return fuse(lists)[:req.k], lists, cf, cf_why
 
     def _ask(self, prompt: Any) -> tuple[str, str | None]:
         """The LLM's query (cleaned), or ``("", reason)`` when the call failed: a chat turn is
@@ -264,72 +337,11 @@ class ChatEngine:
         items, _, why, _ = svc.batcher.submit(history, max(n, 1), req.exclude_history, extra)
         return [i for i in items if keep(i)][:self.config.candidates], _read_why(why, svc.name, [])
 
-    def _explain(self, fused, lists, queries, cf, cf_why, message, has_history) -> tuple[list[dict], Why]:  # noqa: ANN001
-        cat = self.svc.catalog
-        final = [i for i, _ in fused]
-        kept = set(final)
-        found: list[list[str]] = [[] for _ in queries]
-        first: dict[str, tuple[int, str, int]] = {}  # item -> (query, source, rank) of its best text hit
-        for lst in lists:
-            if lst.query is None:
-                continue
-            for r, i in enumerate(lst.items, 1):
-                if i in kept and i not in found[lst.query]:
-                    found[lst.query].append(i)
-                if i not in first or r < first[i][2]:
-                    first[i] = (lst.query, lst.source, r)
-        cf_rank = {i: r for r, i in enumerate(cf, 1)}
-        msg_words = set(tokenize(message))
-        items, expl = [], []
-        for rank, (i, score) in enumerate(fused, 1):
-            it = cat[i]
-            ev: list[Evidence] = []
-            parts: list[str] = []
-            sources = sorted({lst.source for lst in lists if i in lst.items})
-            if i in first:
-                qn, src, r = first[i]
-                ev.append(Evidence("query", queries[qn]["query"]))
-                parts.append(f"{'title' if src == 'bm25' else 'meaning'} match {r} for "
-                             f"{_SOURCE[queries[qn]['source']]} \u201c{_short(queries[qn]['query'])}\u201d")
-            shared = sorted(msg_words & set(tokenize(it.title)))
-            if shared:
-                parts.append(f"its title shares {', '.join(shared[:4])} with your message")
-            if i in cf_rank:
-                parts.append(f"{self.svc.name} ranks it {cf_rank[i]} for "
-                             + ("your history" if has_history else "a user without history"))
-                model_expl = cf_why.explanation_for(i)
-                if model_expl is not None:
-                    ev.extend(model_expl.evidence)
-            if it.brand:
-                ev.append(Evidence("attribute", it.brand, field="brand", item_id=i))
-            text = "; ".join(parts) or "no stated reason"
-            e = Explanation(i, text[0].upper() + text[1:], tuple(ev))
-            expl.append(e)
-            items.append({"rank": rank, "item_id": i, "title": it.title, "score": float(score), "brand": it.brand,
-                          "categories": list(it.categories), "sources": sources, "explanation": e.to_dict()})
-        why = Why(tuple(Query(q["query"], q["weight"], tuple(found[n])) for n, q in enumerate(queries)),
-                  tuple(expl), filled_by_popularity=0,
-                  extra={"collaborative_candidates": len(cf)})
-        return items, why
-
-    def _answer(self, message: str, queries: list[dict], items: list[dict], has_cf: bool) -> str:
-        """The reply's sentence, from what was done (fixed wording: nothing in it is generated)."""
-        if not items:
-            return "I found nothing for that in the catalog. Try other words."
-        text_hits = sum(1 for x in items if {"bm25", "embedding"} & set(x["sources"]))
-        both = sum(1 for x in items if "collaborative" in x["sources"] and {"bm25", "embedding"} & set(x["sources"]))
-        llm = next((q["query"] for q in queries if q["source"] == "llm"), None)
-        head = f"Here are {len(items)} item{'s' if len(items) != 1 else ''}"
-        head += f" for \u201c{_short(llm)}\u201d" if llm else f" for \u201c{_short(message)}\u201d"
-        if text_hits == 0:
-            return head + ": no title matched your words, so these come from your history alone."
-        tail = f"; {both} of them also fit your history" if has_cf and both else ""
-        return f"{head}: {text_hits} matched the search{tail}."
-
-    def _llm_out(self, prompt: Any, used: bool, error: str | None = None) -> dict:
+    def _llm_out(self, prompt: Any, used: bool, error: str | None = None, rank_prompt: Any = None,
+                 rank_error: str | None = None) -> dict:
         return {"backend": self.config.backend, "remote": self.remote, "used": used, "prompt": prompt,
                 "sent": {"user_id": self.config.send_user_id, "profile": self.config.send_profile},
-                "error": error}
+                "error": error, "rank_prompt": rank_prompt, "rank_error": rank_error}
 
 
 # Conversational filler: words that say how to search, not what for ("something like", "than that",
@@ -345,14 +357,6 @@ def search_words(text: str) -> str:
     """The words of a message worth searching titles for (filler dropped), space-joined, in order."""
     words = re.findall(r"[^\W_]+(?:'[^\W_]+)?", str(text))
     return " ".join(w for w in words if w.casefold() not in FILLER and w.casefold().replace("'", "") not in FILLER)
-
-
-_SOURCE = {"llm": "the LLM's query", "message": "your message", "context": "the conversation"}
-
-
-def _short(text: str, n: int = 80) -> str:
-    t = " ".join(str(text).split())
-    return t if len(t) <= n else t[:n - 1] + "\u2026"
 
 
 def _open_llm(config: ChatConfig, titles: list[str]) -> tuple[Any, bool]:

@@ -51,8 +51,9 @@ def shuffles(candidate_ids: Sequence[str], bootstrap: int, seed: int) -> list[li
     return [rng.permutation(n).tolist() for _ in range(bootstrap)]
 
 
-def _by_score(scores: Sequence[float], perm: Sequence[int]) -> list[int]:
-    """Candidate indices (into the retriever's order) best first, from scores per shown position."""
+def order_by_scores(scores: Sequence[float], perm: Sequence[int]) -> list[int]:
+    """Candidate indices (into the retriever's order) best first, from scores per shown position;
+    ties and non-finite scores (last) keep the retriever's order (also the chat ranking step)."""
     def key(p: int) -> tuple[float, int]:
         s = scores[p]
         return (-s if math.isfinite(s) else math.inf, perm[p])
@@ -73,7 +74,7 @@ def rank_tasks(backend, maker: PromptMaker, tasks: Sequence[Task], *, bootstrap:
         for t in todo:
             prompt = maker.render(t.history, profile=t.profile)
             got = backend.score(prompt, [maker.continuation(c) for c in t.candidates])
-            t.order = _by_score([s.mean for s in got], list(range(len(t.candidates))))
+            t.order = order_by_scores([s.mean for s in got], list(range(len(t.candidates))))
         return
     jobs = [(t, perm) for t in todo for perm in shuffles(t.candidate_ids, bootstrap, seed)]
     prompts = [maker.render(t.history, [t.candidates[i] for i in perm], t.profile) for t, perm in jobs]
@@ -87,7 +88,7 @@ def rank_tasks(backend, maker: PromptMaker, tasks: Sequence[Task], *, bootstrap:
             if unlisted:
                 t.notes.append(f"verbalizer: the backend gave no score for {unlisted} candidate letter(s); "
                                f"they keep the retriever's order at the end")
-            passes.append(_by_score(row, perm))
+            passes.append(order_by_scores(row, perm))
     elif mode == "listwise":
         from genrec.llm.types import GenParams
 
