@@ -439,7 +439,7 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
                                            help="Without $GENREC_TOKEN, let anyone who can reach the service write "
                                                 "(local development only; also GENREC_OPEN_WRITES=1)."),
           chat_backend: str = typer.Option(None, "--chat-backend", help="LLM that turns chat messages into search "
-                                           "queries: 'smollm2-135m', 'hf:<id or folder>', 'openai:<base_url>#<model>' "
+                                           "queries (and ranks, with --chat-llm-rank): 'smollm2-135m', 'hf:<id or folder>', 'openai:<base_url>#<model>' "
                                            "(prompts leave the process) or 'scratch'; default: none (the message "
                                            "is the query)."),
           chat_embedder: str = typer.Option(None, "--chat-embedder", help="Sentence embedder for chat search "
@@ -453,7 +453,7 @@ def serve(model_dir: Path = typer.Option(..., "--model-dir"),
                                              "(it stores prompts, so user messages): off, record or replay; its "
                                              "file is logged at start and shown by /health."),
           chat_llm_rank: int = typer.Option(0, "--chat-llm-rank", help="Let the chat LLM re-order the top N "
-                                            "candidates (0-26; Chat-Rec): one forward pass scoring each candidate's "
+                                            "candidates (0 or 2-26; Chat-Rec): one forward pass scoring each candidate's "
                                             "letter (verbalizer); the rest keep the fused order. Default 0: the "
                                             "LLM only writes the search query.")) -> None:
     """Serve a saved model over HTTP with a web page at /. Write endpoints need the bearer token in

@@ -95,9 +95,9 @@ MAX_LLM_RANK = 26  # one letter per candidate (genrec.models.rerank.prompts.labe
 
 
 def check_llm_rank(n: int, needs_backend: bool = False) -> None:
-    """``ValueError`` unless ``0 <= n <= 26`` (and ``n == 0`` when no LLM is configured)."""
-    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_LLM_RANK:
-        raise ValueError(f"{n!r} is not an integer from 0 (the LLM does not rank) to {MAX_LLM_RANK} "
+    """``ValueError`` unless ``n`` is 0 or ``2 <= n <= 26`` (and 0 when no LLM is configured)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not (n == 0 or 2 <= n <= MAX_LLM_RANK):
+        raise ValueError(f"{n!r} is not 0 (the LLM does not rank) or an integer from 2 to {MAX_LLM_RANK} "
                          f"(one letter per candidate)")
     if n and needs_backend:
         raise ValueError(f"{n}: ranking needs an LLM (--chat-backend)")
@@ -144,6 +144,8 @@ class ChatEngine:
         where = "none (the message itself is the query)" if i["backend"] is None else \
             f"{i['backend']} ({'out of process: prompts leave this process' if i['remote'] else 'in process'})"
         cache = "off" if i["llm_cache"] is None else f"{i['llm_cache']['mode']}, writing to {i['llm_cache']['path']}"
+        if i["backend"] is not None:
+            where += f"; it re-orders the top {i['llm_rank']} candidates" if i["llm_rank"] else "; it does not rank"
         return [f"chat LLM: {where}", f"chat LLM cache: {cache}",
                 f"chat prompts include the user id: {'yes' if i['send_user_id'] else 'no'}; "
                 f"the user's own items: {'yes' if i['send_profile'] else 'no'}"]
@@ -154,16 +156,16 @@ class ChatEngine:
         conv, user, hist_ids, _, notes = self._context(req)
         ctx = self._chat_context(req, conv, user, hist_ids)
         prompt = query_prompt(ctx, chat=self.chat_prompts) if self.llm is not None else None
-        ranking = None
+        ranker = None
         if self.ranks:
             # The turn's candidates depend on the query the LLM writes, which the preview does not ask for.
             fused, *_ = self._candidates(req, conv, hist_ids, self._text_queries(req, conv, 1.0))
-            ranking = self._rank_prompt(ctx, fused)
+            ranker = self._rank_prompt(ctx, fused)
             notes.append("the ranking prompt shows the candidates found without the LLM's query (the preview "
-                         "calls no LLM); the turn's candidates can differ" if ranking is not None else
+                         "calls no LLM); the turn's candidates can differ" if ranker is not None else
                          "fewer than 2 candidates without the LLM's query: the LLM would have nothing to rank")
         return {"conversation_id": req.conversation_id, "turn": (conv.turns[-1].turn if conv and conv.turns else 0) + 1,
-                "llm": self._llm_out(prompt, used=False, rank_prompt=ranking), "notes": notes}
+                "llm": self._llm_out(prompt, used=False, rank_prompt=ranker), "notes": notes}
 
     @property
     def ranks(self) -> bool:
@@ -195,13 +197,13 @@ class ChatEngine:
         fused, lists, cf, cf_why = self._candidates(req, conv, history, queries)
         if len(fused) < req.k:
             notes.append(f"only {len(fused)} item(s) matched and passed the filters")
-        ranking, llm_rank = None, None
+        ranker, llm_rank = None, None
         if self.ranks:
-            ranking = self._rank_prompt(ctx, fused)
-            if ranking is None:
+            ranker = self._rank_prompt(ctx, fused)
+            if ranker is None:
                 notes.append("fewer than 2 candidates: the LLM had nothing to rank")
             else:
-                llm_rank = llm_order(self.llm, ranking, min(self.config.llm_rank, len(fused)), self._llm_lock)
+                llm_rank = llm_order(self.llm, ranker, min(self.config.llm_rank, len(fused)), self._llm_lock)
                 notes += llm_rank.notes()
                 fused = [fused[j] for j in llm_rank.order] + fused[llm_rank.n:]
         items, why = explain(self.svc.catalog, svc.name, fused, lists, queries, cf, cf_why, req.message,
@@ -219,7 +221,7 @@ class ChatEngine:
                            + (" + embeddings" if self.search.embed is not None else "")
                            + f") per query, and the served model's ranks (weight {self.config.cf_weight:g})",
                 "llm": self._llm_out(prompt, used=prompt is not None and error is None, error=error,
-                                     rank_prompt=ranking, rank_error=llm_rank.error if llm_rank else None),
+                                     rank_prompt=ranker, rank_error=llm_rank.error if llm_rank else None),
                 "notes": notes}
 
     def conversation(self, conv_id: str) -> dict:

@@ -35,6 +35,10 @@ BAD = [
     (["models", "show", "itemknm"], ["unknown model 'itemknm'"]),
     (["serve", "--model-dir", "/nonexistent", "--chat-backend", "gpt5"], ["--chat-backend", "'gpt5'", "openai:"]),
     (["serve", "--model-dir", "/nonexistent", "--chat-llm-cache", "maybe"], ["--chat-llm-cache", "'maybe'"]),
+    (["serve", "--model-dir", "/nonexistent", "--chat-backend", "scratch", "--chat-llm-rank", "27"],
+     ["--chat-llm-rank", "27", "from 2 to 26"]),
+    (["serve", "--model-dir", "/nonexistent", "--chat-llm-rank", "5"], ["--chat-llm-rank", "needs an LLM", "--chat-backend"]),
+    (["serve", "--model-dir", "/nonexistent", "--chat-backend", "scratch", "--chat-llm-rank", "1"], ["--chat-llm-rank", "1 is not 0"]),
 ]
 
 

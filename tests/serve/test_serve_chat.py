@@ -28,7 +28,8 @@ def test_multi_turn_conversation_is_kept_in_the_database(pop_dir, serve_split, a
         assert [h["item_id"] for h in one["history"]] == hist
         # The fallback (no LLM): the message is the query; the title search puts lavender shampoos first.
         assert one["llm"] == {"backend": None, "remote": False, "used": False, "prompt": None,
-                              "sent": {"user_id": False, "profile": False}, "error": None}
+                              "sent": {"user_id": False, "profile": False}, "error": None,
+                              "rank_prompt": None, "rank_error": None}
         assert [q["source"] for q in one["queries"]] == ["message"]
         top = one["items"][0]
         assert "lavender" in top["title"].lower() and "shampoo" in top["title"].lower()
