@@ -131,6 +131,8 @@ HELP: dict[str, str] = {
     "p5.max_prompt_tokens": "prompts longer than this drop their oldest history items (training examples are dropped)",
     "p5.vocab_size": "BPE vocabulary of a scratch LM's tokenizer (trained on the item identifiers)",
     "p5.lora_r": "LoRA rank for a pretrained lm (0 = train every weight)",
+    "p5.keep_layers": "pre-trained lm: keep only its first n transformer blocks; null = all",
+    "p5.keep_last": "with keep_layers=n: of the n blocks kept, this many are the model's final blocks (the rest its first)",
     "p5.template": "the sequential template recommend() uses: seq-1, seq-2, seq-3 (seen) or seq-unseen (held out)",
 }
 
@@ -210,6 +212,7 @@ RANGES: dict[str, Range] = {
     "p5.rating_examples": NONNEG, "p5.explanation_examples": NONNEG, "p5.max_history": NONNEG,
     "p5.candidates": Range(2), "p5.beams": POS, "p5.max_title_tokens": POS, "p5.max_answer_tokens": POS,
     "p5.max_prompt_tokens": Range(16), "p5.vocab_size": Range(256), "p5.lora_r": NONNEG,
+    "p5.keep_layers": POS, "p5.keep_last": NONNEG,
     "p5.template": Range(choices=("seq-1", "seq-2", "seq-3", "seq-unseen")),
     "llm-rerank.profile": Range(choices=("off", "on")), "llm-rerank.shots": Range(0, 8),
     "llm-rerank.explain": Range(choices=("grounded", "llm")), "llm-rerank.explain_top": NONNEG,
