@@ -171,9 +171,9 @@ def run(cfg: BenchConfig, config_path: str | Path, *, out_dir: str | Path | None
         if m.row in kept:
             log(f"{m.row}: kept from the earlier run (--resume)")
             rows.append(kept[m.row])
-            continue
-        rows.append(run_model(m, cfg, split, log) | {"run_started_utc": started, "measured_utc": _now(),
-                                                      "load_average_after": load_average()})
+        else:
+            rows.append(run_model(m, cfg, split, log) | {"run_started_utc": started, "measured_utc": _now(),
+                                                          "load_average_after": load_average()})
         res = results()
         md, js = write_results(out, res)
     return res, md, js

@@ -132,6 +132,12 @@ def test_resume_keeps_rows_of_the_same_config_and_reruns_changed_entries(tmp_pat
     assert len(rows["itemknn (tuned)"]["tuning"]["trials"]) < len(first["itemknn (tuned)"]["tuning"]["trials"])
     assert "Rows kept from earlier runs" in (tmp_path / "results" / "tiny.md").read_text()
 
+    # everything kept (the last model too): the pages are still written, and say the run is complete
+    bench(str(cfg), "--resume")
+    again = json.loads(js.read_text())
+    assert again["kept_rows"] == ["pop", "itemknn (tuned)"] and again["complete"] is True
+    assert "Incomplete" not in (tmp_path / "results" / "tiny.md").read_text()
+
     # other evaluation settings: nothing is kept
     cfg.write_text(CONFIG.replace("ks = [5, 10]", "ks = [5, 20]"))
     r = bench(str(cfg), "--resume")
