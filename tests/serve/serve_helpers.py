@@ -143,3 +143,12 @@ def watched_page(browser, url: str, height: int) -> tuple:  # noqa: ANN001
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url)
     return page, dialogs, errors
+
+
+def wait_for_text(page, selector: str, text: str, timeout_ms: float = 30_000) -> None:  # noqa: ANN001
+    """Wait until ``selector``'s text contains ``text``. Playwright's locator assertion, not
+    ``wait_for_function``: the page's CSP (script-src 'self') forbids the eval that a polled string
+    predicate needs, so that failed whenever the text was not there at the first check."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(selector)).to_contain_text(text, timeout=timeout_ms)

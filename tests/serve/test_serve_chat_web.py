@@ -5,7 +5,7 @@ and untrusted text shown as text."""
 from __future__ import annotations
 
 import httpx
-from serve_helpers import serving, watched_page
+from serve_helpers import serving, wait_for_text, watched_page
 from test_serve_web import browser  # noqa: F401  (the Chromium fixture)
 
 from genrec.serve.chatting import ChatConfig
@@ -19,7 +19,7 @@ def test_chat_panel_shows_answers_items_reasons_and_the_prompt(browser, pop_dir,
         ev = {"events": [{"user": "erin-42", "item": i} for i in cat.ids[:3]]}
         assert httpx.post(url + "/events", json=ev, timeout=30).status_code == 200
         page, dialogs, errors = watched_page(browser, url + "/", 1200)
-        page.wait_for_function("document.getElementById('chat-info').textContent.includes('scratch')")
+        wait_for_text(page, "#chat-info", "scratch")
         assert "prompts hold no user data" in page.locator("#chat-info").inner_text()
         assert "LLM cache off" in page.locator("#chat-info").inner_text()
         page.fill("#user", "erin-42")

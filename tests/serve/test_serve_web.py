@@ -7,7 +7,7 @@ import shutil
 
 import httpx
 import pytest
-from serve_helpers import QueryRec, serving, watched_page
+from serve_helpers import QueryRec, serving, wait_for_text, watched_page
 
 CHROMIUM = os.environ.get("GENREC_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -52,7 +52,7 @@ def test_page_shows_history_queries_groups_chart_and_escapes(browser, serve_spli
             assert c.post("/events", json={"events": events}).status_code == 200
 
         page, dialogs, errors = watched_page(browser, url + "/", 1000)
-        page.wait_for_function("document.getElementById('model-info').textContent.includes('queryrec-test')")
+        wait_for_text(page, "#model-info", "queryrec-test")
         page.fill("#user", USER)
         page.click("#go")
         page.wait_for_selector("body[data-state=done]", timeout=20_000)
@@ -108,7 +108,7 @@ def test_user_picker_fills_once_a_token_is_typed_when_reads_are_protected(browse
         assert httpx.post(url + "/events", json=ev, headers=auth, timeout=30).status_code == 200
         page = browser.new_page()
         page.goto(url + "/")
-        page.wait_for_function("document.getElementById('model-info').textContent.includes('queryrec-test')")
+        wait_for_text(page, "#model-info", "queryrec-test")
         page.wait_for_load_state("networkidle")  # the first /users call (401) has answered
         assert page.locator("#user-list option").count() == 0
         page.click("#token-box summary")
