@@ -152,3 +152,25 @@ def wait_for_text(page, selector: str, text: str, timeout_ms: float = 30_000) ->
     from playwright.sync_api import expect
 
     expect(page.locator(selector)).to_contain_text(text, timeout=timeout_ms)
+
+
+class Recorder:
+    """ASGI middleware keeping ``(path, body bytes)`` of every HTTP request."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001
+        self.app, self.requests = app, []
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        chunks: list[bytes] = []
+
+        async def recording_receive():  # noqa: ANN202
+            msg = await receive()
+            if msg["type"] == "http.request":
+                chunks.append(msg.get("body", b""))
+                if not msg.get("more_body"):
+                    self.requests.append((scope["path"], b"".join(chunks)))
+            return msg
+
+        await self.app(scope, recording_receive, send)

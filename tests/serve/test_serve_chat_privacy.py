@@ -10,34 +10,12 @@ import json
 
 import httpx
 import pytest
-from serve_helpers import Server, serving
+from serve_helpers import Recorder, Server, serving
 
 from genrec.serve.chatting import ChatConfig
 
 pytest.importorskip("torch")
 USER = "zed-5517"
-
-
-class Recorder:
-    """ASGI middleware keeping ``(path, body bytes)`` of every HTTP request."""
-
-    def __init__(self, app) -> None:  # noqa: ANN001
-        self.app, self.requests = app, []
-
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        chunks: list[bytes] = []
-
-        async def recording_receive():  # noqa: ANN202
-            msg = await receive()
-            if msg["type"] == "http.request":
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    self.requests.append((scope["path"], b"".join(chunks)))
-            return msg
-
-        await self.app(scope, recording_receive, send)
 
 
 @pytest.fixture(scope="module")

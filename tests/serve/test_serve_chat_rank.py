@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from serve_helpers import Server, serving
+from serve_helpers import Recorder, Server, serving
 
 from genrec.prompts import letters
 from genrec.prompts.chat import RANK_CUE, clean
@@ -130,28 +130,6 @@ def test_an_instruction_in_a_title_is_quoted_data_in_the_ranking_prompt(ranking_
     scores = engine.llm.next_token_scores([prompt], letters(N))[0]
     placed = _by_letter_scores(scores).index(lines.index(hit[0])) + 1
     assert [x["item_id"] for x in body["items"]].index("INJ-1") + 1 == placed
-
-
-class Recorder:
-    """ASGI middleware keeping ``(path, body bytes)`` of every HTTP request."""
-
-    def __init__(self, app) -> None:  # noqa: ANN001
-        self.app, self.requests = app, []
-
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        chunks: list[bytes] = []
-
-        async def recording_receive():  # noqa: ANN202
-            msg = await receive()
-            if msg["type"] == "http.request":
-                chunks.append(msg.get("body", b""))
-                if not msg.get("more_body"):
-                    self.requests.append((scope["path"], b"".join(chunks)))
-            return msg
-
-        await self.app(scope, recording_receive, send)
 
 
 def test_a_remote_llm_ranks_through_chat_messages_with_what_the_flags_allow(pop_dir, serve_split, db_url):
