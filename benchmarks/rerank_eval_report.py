@@ -33,6 +33,7 @@ def paired_ci(diffs: list[float], seed: int = 0, b: int = 2000) -> tuple[float, 
 
 
 def _ndcg10(rank: int) -> float:
+    """One case's NDCG@10 from its 1-based rank (0: not ranked), for paired differences."""
     return 1 / math.log2(rank + 1) if 0 < rank <= 10 else 0.0
 
 
@@ -63,8 +64,7 @@ def summarize(rows: list[dict], runs: dict) -> dict:
             if name != "itemknn" and all(u in base for u in users):
                 same = metrics([base[u]["rank"] for u in users])
                 row["itemknn_NDCG@10_same_users"] = round(same["NDCG@10"], 4)
-                d = [(1 / math.log2(got[u]["rank"] + 1) if 0 < got[u]["rank"] <= 10 else 0)
-                     - (1 / math.log2(base[u]["rank"] + 1) if 0 < base[u]["rank"] <= 10 else 0) for u in users]
+                d = [_ndcg10(got[u]["rank"]) - _ndcg10(base[u]["rank"]) for u in users]
                 row["delta_NDCG@10_ci95"] = [round(x, 4) for x in paired_ci(d)]
             table.append(row)
         if not name.startswith(("itemknn", "sasrec", "llmrank:pop", "llmrank:sasrec")):

@@ -101,7 +101,7 @@ def run_model(m: ModelConfig, cfg: BenchConfig, split, log: Callable[[str], None
 
 
 def _same_setup(a: dict, b: dict) -> bool:
-    """Whether two dumped configs share data, evaluation, tuning and seed (rows are comparable)."""
+    """Whether two dumped configs share data, evaluation, tuning, seed and torch threads (rows are comparable)."""
     return all(a.get(k) == b.get(k) for k in ("data", "evaluate", "tune", "seed", "threads"))
 
 

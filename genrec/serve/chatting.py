@@ -159,7 +159,7 @@ class ChatEngine:
         ranker = None
         if self.ranks:
             # The turn's candidates depend on the query the LLM writes, which the preview does not ask for.
-            fused, *_ = self._candidates(req, conv, hist_ids, self._text_queries(req, conv, 1.0))
+            fused, *_ = self._candidates(req, conv, hist_ids, self._text_queries(ctx, 1.0))
             ranker = self._rank_prompt(ctx, fused)
             notes.append("the ranking prompt shows the candidates found without the LLM's query (the preview "
                          "calls no LLM); the turn's candidates can differ" if ranker is not None else
@@ -190,7 +190,7 @@ class ChatEngine:
                 notes.append("the LLM wrote no usable query; the message is the query")
             if error:
                 notes.append(f"the LLM failed ({error}); answered without it")
-        queries += self._text_queries(req, conv, 0.5 if queries else 1.0)
+        queries += self._text_queries(ctx, 0.5 if queries else 1.0)
         if not queries:
             notes.append("the message has no words to search for; the items come from the user's model alone")
 
@@ -272,15 +272,15 @@ class ChatEngine:
             return None
         return rank_prompt(ctx, [self.svc.catalog[i].title for i, _ in top], chat=self.chat_prompts)
 
-    def _text_queries(self, req: C.ChatRequest, conv: Conversation | None, lead: float) -> list[dict[str, Any]]:
+    def _text_queries(self, ctx: ChatContext, lead: float) -> list[dict[str, Any]]:
         """The message's words (weight ``lead``) and, from the second turn on, the recent messages'
         words joined (``lead / 2``)."""
-        earlier = [t.message for t in conv.turns[-CONTEXT_TURNS:]] if conv else []
+        earlier, message = list(ctx.earlier), ctx.message
         out: list[dict[str, Any]] = []
-        said = search_words(req.message)
+        said = search_words(message)
         if said:
             out.append({"query": said, "source": "message", "weight": lead})
-        context = search_words(" ".join(earlier[-2:] + [req.message]))
+        context = search_words(" ".join(earlier[-2:] + [message]))
         if earlier and context and context != said:
             out.append({"query": context, "source": "context", "weight": lead / 2})
         return out

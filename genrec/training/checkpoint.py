@@ -56,11 +56,16 @@ def load(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=False)
 
 
+def _frozen(net: Any) -> set[str]:
+    """Names of the parameters that do not train (every alias of a tied weight)."""
+    return {n for n, p in net.named_parameters(remove_duplicate=False) if not p.requires_grad}
+
+
 def trained_state(net: Any) -> dict:
     """The weights a checkpoint must hold: the whole ``state_dict`` when every parameter trains; with
     frozen parameters (LoRA on a pre-trained LM), only the trainable ones and the buffers. The frozen
     base weights come back from the base model, so a LoRA checkpoint is megabytes, not the LM's size."""
-    frozen = {n for n, p in net.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    frozen = _frozen(net)
     state = net.state_dict()
     return state if not frozen else {k: v for k, v in state.items() if k not in frozen}
 
@@ -68,7 +73,7 @@ def trained_state(net: Any) -> dict:
 def load_trained_state(net: Any, state: dict, path: Path | str = "<memory>") -> None:
     """Load :func:`trained_state`'s dict; weights it leaves out must be frozen ones of ``net``."""
     missing, unexpected = net.load_state_dict(state, strict=False)
-    frozen = {n for n, p in net.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    frozen = _frozen(net)
     bad = [k for k in missing if k not in frozen]
     if unexpected or bad:
         raise CheckpointMismatch(f"{path}: weights do not fit the model (missing trainable: {bad[:4]}, "
