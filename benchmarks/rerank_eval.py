@@ -18,6 +18,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: spinning OpenMP threads crawl on a shared CPU
 
 import argparse
+import contextlib
 import copy
 import json
 import sys
@@ -52,6 +53,30 @@ CONFIGS: dict[str, tuple[str, dict, str]] = {
 }
 BASE = {"mode": "verbalizer", "profile": "off", "shots": 0, "recency": False, "chat": False, "bootstrap": 0,
         "explain": "grounded", "explain_top": 1}
+
+
+@contextlib.contextmanager
+def locked(meta_path: Path):
+    """An exclusive lock beside the results (rows appended, runs file and pages rewritten under it)."""
+    import fcntl
+
+    with open(meta_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def save_run(meta_path: Path, run: dict, **extra) -> None:
+    """Write this run's entry into the runs file, re-read under a lock, so several processes
+    (one per core, different configs) can extend the same results at once without losing entries."""
+    with locked(meta_path):
+        runs = json.loads(meta_path.read_text()) if meta_path.is_file() else {"runs": []}
+        runs.update(extra)
+        mine = [i for i, r in enumerate(runs["runs"]) if r.get("run_id") == run["run_id"]]
+        if mine:
+            runs["runs"][mine[0]] = run
+        else:
+            runs["runs"].append(run)
+        meta_path.write_text(json.dumps(runs, indent=1, default=str))
 
 
 def rank_of(items, target) -> int:
@@ -213,8 +238,8 @@ def main() -> None:
     run = {"command": "python " + " ".join(sys.argv), "dataset": a.dataset, "split": "loo", "seed": a.seed,
            "backend": a.backend, "candidates": a.candidates, "machine": machine(), "threads": a.threads,
            "load_average_start": load_average(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())}
-    runs = json.loads(meta_path.read_text()) if meta_path.is_file() else {"runs": []}
-    runs["runs"].append(run)
+    run["run_id"] = f"{run['started_utc']} pid {os.getpid()}"
+    save_run(meta_path, run)
     R = Runner(a)
     run["fit_seconds"] = R.fit_seconds
     run["split"] = R.sp.describe()
@@ -228,30 +253,30 @@ def main() -> None:
     def save_meta() -> None:
         run["load_average_now"] = load_average()
         run["wall_seconds"] = round(time.perf_counter() - t_all, 1)
-        meta_path.write_text(json.dumps(runs, indent=1, default=str))
+        save_run(meta_path, run)
 
     for name in names:
         if (name == "sasrec" or CONFIGS[name][0] == "rerank-auto") and not hasattr(R, "selection"):
             R.selection = R.retriever_selection()  # fits SASRec: done when first needed
-            runs["retriever_selection"] = R.selection
-            save_meta()
+            save_run(meta_path, run, retriever_selection=R.selection)
         cap = a.users if CONFIGS[name][2] == "users" else min(a.small_users, a.users)
         todo = [c for c in R.sample[:cap] if c.user not in done.get(name, set())]
         print(f"{name}: {len(todo)} of {cap} users to do", flush=True)
         shown = time.perf_counter()
         for s in range(0, len(todo), CHUNK):
             rows = R.run_chunk(name, todo[s:s + CHUNK])
-            with rows_path.open("a") as f:
-                for r in rows:
-                    f.write(json.dumps(r, default=str) + "\n")
+            with locked(meta_path), rows_path.open("a") as f:
+                f.write("".join(json.dumps(r, default=str) + "\n" for r in rows))
             if time.perf_counter() - shown >= 10 or s + CHUNK >= len(todo):  # a line per ~10 s, not per chunk
                 shown = time.perf_counter()
                 print(f"  {name}: {s + len(rows)}/{len(todo)} ({rows[0]['seconds']} s/user, load {load_average()})",
                       flush=True)
         save_meta()
-        write_report(out, rows_path, meta_path)
+        with locked(meta_path):
+            write_report(out, rows_path, meta_path)
     save_meta()
-    write_report(out, rows_path, meta_path)
+    with locked(meta_path):
+        write_report(out, rows_path, meta_path)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--train-batch-size", type=int, default=4)
     ap.add_argument("--eval-every", type=int, default=50)
     ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--time-budget", type=float, default=None, help="training stops after this many seconds")
     ap.add_argument("--history-items", type=int, default=10)
     ap.add_argument("--max-title-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
@@ -75,7 +76,7 @@ def main() -> None:
     train_params = dict(train_users=a.train_users, valid_users=a.valid_users, negatives=a.negatives,
                         label_loss=a.label_loss, lora_r=a.lora_r, lora_alpha=a.lora_alpha, lora_layers=a.lora_layers,
                         lr=a.lr, epochs=a.epochs, train_batch_size=a.train_batch_size, eval_every=a.eval_every,
-                        max_steps=a.max_steps, checkpoint_dir=a.checkpoint_dir, progress=True)
+                        max_steps=a.max_steps, time_budget=a.time_budget, checkpoint_dir=a.checkpoint_dir, progress=True)
     key = {"dataset": a.dataset, "users": a.users, "seed": a.seed, **common}
     if a.part == "baselines":
         zero = create("llm-rerank", **common).fit(sp)
