@@ -18,6 +18,7 @@ Run: ``PYTHONPATH=. .venv/bin/python benchmarks/chat_turns.py [--configs fallbac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Iterator
 
 CONVERSATIONS = [
     ["something like Toy Story but for adults", "older than that"],
@@ -44,13 +46,10 @@ def main() -> None:
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--out", default=str(OUT))
     args = ap.parse_args()
-    from fastapi.testclient import TestClient
-
     from genrec.data.registry import load_dataset
     from genrec.data.splits import make_split
     from genrec.eval.runcard import load_average, machine, package_versions
     from genrec.models.registry import create
-    from genrec.serve.app import create_app
     from genrec.serve.chatting import ChatConfig
 
     started, t_all, load_start = datetime.now(timezone.utc), time.perf_counter(), load_average()
@@ -62,31 +61,27 @@ def main() -> None:
         cfg = ChatConfig(**CONFIGS[name])
         torch_before = "torch" in sys.modules
         cached = embedding_cached(cfg.embedder, model.catalog)
-        with tempfile.TemporaryDirectory() as tmp:
-            t = time.perf_counter()
-            app = create_app(model, f"sqlite:///{tmp}/chat.db", open_writes=True, chat=cfg)
-            startup = time.perf_counter() - t
-            with TestClient(app) as c:
-                ev = [{"user": user, "item": i, "time": 1_000_000 + n} for n, i in enumerate(history)]
-                assert c.post("/events", json={"events": ev}).status_code == 200
-                turns = []
-                for conv in CONVERSATIONS:
-                    conv_id = None
-                    for message in conv:
-                        body = {"message": message, "k": 5, **({"conversation_id": conv_id} if conv_id else
-                                                               {"user": user})}
-                        t = time.perf_counter()
-                        r = c.post("/chat", json=body)
-                        dt = time.perf_counter() - t
-                        r.raise_for_status()
-                        d = r.json()
-                        conv_id = d["conversation_id"]
-                        turns.append({"message": message, "turn": d["turn"], "seconds": round(dt, 3),
-                                      "queries": [{"source": q["source"], "query": q["query"]} for q in d["queries"]],
-                                      "top": [{"title": x["title"], "sources": x["sources"]} for x in d["items"][:3]],
-                                      "notes": d["notes"]})
-                        print(f"[{name}] {message!r}: {dt:.2f} s -> {[x['title'] for x in d['items'][:3]]}",
-                              file=sys.stderr)
+        with in_process(model, cfg) as (c, _, startup):
+            ev = [{"user": user, "item": i, "time": 1_000_000 + n} for n, i in enumerate(history)]
+            assert c.post("/events", json={"events": ev}).status_code == 200
+            turns = []
+            for conv in CONVERSATIONS:
+                conv_id = None
+                for message in conv:
+                    body = {"message": message, "k": 5, **({"conversation_id": conv_id} if conv_id else
+                                                           {"user": user})}
+                    t = time.perf_counter()
+                    r = c.post("/chat", json=body)
+                    dt = time.perf_counter() - t
+                    r.raise_for_status()
+                    d = r.json()
+                    conv_id = d["conversation_id"]
+                    turns.append({"message": message, "turn": d["turn"], "seconds": round(dt, 3),
+                                  "queries": [{"source": q["source"], "query": q["query"]} for q in d["queries"]],
+                                  "top": [{"title": x["title"], "sources": x["sources"]} for x in d["items"][:3]],
+                                  "notes": d["notes"]})
+                    print(f"[{name}] {message!r}: {dt:.2f} s -> {[x['title'] for x in d['items'][:3]]}",
+                          file=sys.stderr)
         secs = [x["seconds"] for x in turns]
         runs.append({"config": name, **CONFIGS[name], "startup_seconds": round(startup, 2),
                      "embedding_cache_hit": cached, "torch_loaded_before": torch_before, "turns": turns,
@@ -102,6 +97,23 @@ def main() -> None:
     out.with_suffix(".json").write_text(json.dumps(res, indent=1, ensure_ascii=False) + "\n")
     out.with_suffix(".md").write_text(markdown(res))
     print(f"wrote {out.with_suffix('.md')}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def in_process(model: Any, chat: Any) -> Iterator[tuple[Any, Any, float]]:
+    """The service for ``model`` with chat configuration ``chat`` on a temporary SQLite database, in
+    process (FastAPI's TestClient: no HTTP, no server thread), writes open: ``(client, app, start-up
+    seconds)``; ``app.state.chat`` is the chat engine."""
+    from fastapi.testclient import TestClient
+
+    from genrec.serve.app import create_app
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        app = create_app(model, f"sqlite:///{tmp}/chat.db", open_writes=True, chat=chat)
+        startup = time.perf_counter() - t
+        with TestClient(app) as c:
+            yield c, app, startup
 
 
 def embedding_cached(spec: str | None, catalog) -> bool | None:  # noqa: ANN001

@@ -40,7 +40,7 @@ def build_chat_router(chat: ChatEngine, auth: Auth) -> APIRouter:
     @r.get("/chat/{conversation_id}", response_model=C.ConversationOut, dependencies=rd,
            responses=_doc(*read_err, 404, 422, 503))
     def get_conversation(conversation_id: str = ConvId) -> dict:
-        """A conversation's turns, oldest first, with the prompt each sent."""
+        """A conversation's turns, oldest first, with the prompts each sent (query and ranking)."""
         return chat.conversation(conversation_id)
 
     @r.delete("/chat/{conversation_id}", status_code=204, dependencies=rd,

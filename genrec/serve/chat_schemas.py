@@ -119,6 +119,8 @@ class TurnOut(BaseModel):
     queries: list[dict[str, str]]
     items: list[ItemRef]
     prompt: Any = Field(None, description="The exact prompt sent to the LLM on this turn (null without one).")
+    rank_prompt: Any = Field(None, description="The exact ranking prompt sent on this turn (--chat-llm-rank); null "
+                                               "when the LLM did not rank, and for turns stored before it was kept.")
 
 
 class ConversationOut(BaseModel):

@@ -31,6 +31,7 @@ class Turn:
     items: list[str]
     answer: str
     prompt: Any = None
+    rank_prompt: Any = None
     created_at: float = 0.0
 
 
@@ -87,7 +88,7 @@ class ChatStore:
                     conversation_id=conv_id, turn=turn.turn, message=turn.message,
                     queries=json.dumps(turn.queries, ensure_ascii=False), items=json.dumps(turn.items),
                     answer=turn.answer, created_at=now,
-                    prompt=None if turn.prompt is None else json.dumps(turn.prompt, ensure_ascii=False)))
+                    prompt=_json_or_none(turn.prompt), rank_prompt=_json_or_none(turn.rank_prompt)))
         except IntegrityError as e:
             raise Conflict(f"conversation {conv_id!r} got another turn meanwhile; send the message again") from e
         return conv_id
@@ -100,6 +101,13 @@ class ChatStore:
                 raise NotFound(f"unknown conversation {conv_id!r}")
 
 
+def _json_or_none(x: Any) -> str | None:
+    return None if x is None else json.dumps(x, ensure_ascii=False)
+
+
 def _turn(r: Any) -> Turn:
+    def loads(col: str) -> Any:
+        return None if r[col] is None else json.loads(r[col])
+
     return Turn(int(r["turn"]), r["message"], json.loads(r["queries"]), json.loads(r["items"]), r["answer"],
-                None if r["prompt"] is None else json.loads(r["prompt"]), float(r["created_at"]))
+                prompt=loads("prompt"), rank_prompt=loads("rank_prompt"), created_at=float(r["created_at"]))

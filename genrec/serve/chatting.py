@@ -26,9 +26,9 @@ One turn:
 
 Privacy: the LLM prompt holds the messages and catalog titles only; the user's id and their own
 items (the profile) are added only when the service was started with ``send_user_id`` /
-``send_profile``. The exact prompts (query and ranking) are returned with the answer and by
-``POST /chat/preview`` (which calls nothing, so its ranking prompt holds the candidates found
-without the LLM's query). LLM calls are not cached unless ``llm_cache`` says so.
+``send_profile``. The exact prompts (query and ranking) are returned with the answer, stored with
+the turn (``GET /chat/{id}``) and shown by ``POST /chat/preview`` (which calls nothing, so its
+ranking prompt holds the candidates found without the LLM's query). LLM calls are not cached unless ``llm_cache`` says so.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ class ChatEngine:
         conv_id = self.store.add_turn(
             conv.id if conv else None,
             Turn(turn_no, req.message, [{"query": q["query"], "source": q["source"]} for q in queries],
-                 [x["item_id"] for x in items], answer, prompt),
+                 [x["item_id"] for x in items], answer, prompt, rank_prompt=ranker),
             user_id=req.user, history=None if req.history is None else history)
         return {"conversation_id": conv_id, "turn": turn_no, "model": svc.name, "user": user, "answer": answer,
                 "queries": [{**q, "items": list(why.queries[n].items)} for n, q in enumerate(queries)],
@@ -225,11 +225,12 @@ class ChatEngine:
                 "notes": notes}
 
     def conversation(self, conv_id: str) -> dict:
-        """``GET /chat/{id}``: every turn, oldest first."""
+        """``GET /chat/{id}``: every turn, oldest first, with the prompts it sent."""
         conv = self.store.get(conv_id)
         return {"conversation_id": conv.id, "user": conv.user_id,
                 "turns": [{"turn": t.turn, "message": t.message, "answer": t.answer, "queries": t.queries,
-                           "items": [self.svc.ref(i) for i in t.items], "prompt": t.prompt} for t in conv.turns]}
+                           "items": [self.svc.ref(i) for i in t.items], "prompt": t.prompt,
+                           "rank_prompt": t.rank_prompt} for t in conv.turns]}
 
     # -- steps ---------------------------------------------------------------------------------------
     def _context(self, req: C.ChatRequest) -> tuple[Conversation | None, str | None, list[str], list[dict], list[str]]:

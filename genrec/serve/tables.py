@@ -11,8 +11,15 @@ earlier version (columns and indexes added; nothing dropped).
   concurrency, and how a server finds the rows changed since it last looked.
 - ``catalog_seq(id=1, seq)``: a counter bumped by every catalog write.
 - ``chat_conversations(id, user_id, history, n_turns, ...)`` and ``chat_turns(conversation_id,
-  turn, message, queries, items, answer, prompt, ...)``: ``POST /chat``'s multi-turn context
-  (:mod:`genrec.serve.chat_store`); deleting a conversation deletes its turns.
+  turn, message, queries, items, answer, prompt, rank_prompt, ...)``: ``POST /chat``'s multi-turn
+  context (:mod:`genrec.serve.chat_store`), with the exact prompts each turn sent (the query prompt,
+  and the ranking prompt when the LLM re-ordered the candidates); deleting a conversation deletes
+  its turns.
+
+The upgrade (:func:`create_or_upgrade`, at every start) adds what a database of an earlier
+version lacks: ``users.n_events`` and ``users.last_ts`` (filled from the events),
+``events.client_id``, ``items.seq``, ``chat_turns.rank_prompt`` (null for the turns stored before
+it), and the indexes.
 """
 
 from __future__ import annotations
@@ -90,6 +97,7 @@ chat_turns = Table(
     Column("items", Text, nullable=False),  # JSON list of the item ids answered
     Column("answer", Text, nullable=False),
     Column("prompt", Text, nullable=True),  # JSON: the exact prompt sent to the LLM, or null
+    Column("rank_prompt", Text, nullable=True),  # JSON: the exact ranking prompt (--chat-llm-rank), or null
     Column("created_at", Float, nullable=False),
     Index("ux_chat_turns_conv_turn", "conversation_id", "turn", unique=True),
 )
@@ -97,7 +105,8 @@ chat_turns = Table(
 # Columns added since the first release, with the SQL type to add them as.
 _ADDED = {"users": {"n_events": "INTEGER NOT NULL DEFAULT 0", "last_ts": "FLOAT"},
           "events": {"client_id": f"VARCHAR({ID_LEN})"},
-          "items": {"seq": "BIGINT NOT NULL DEFAULT 0"}}
+          "items": {"seq": "BIGINT NOT NULL DEFAULT 0"},
+          "chat_turns": {"rank_prompt": "TEXT"}}
 
 
 def create_or_upgrade(engine: Engine) -> None:

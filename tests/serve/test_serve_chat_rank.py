@@ -2,7 +2,9 @@
 verbalizer scores (Chat-Rec). Checked against the real service, a real (scratch) local LLM and a
 real OpenAI-compatible server (``genrec.llm.server``): the order is the one the backend's letter
 scores for the returned prompt give, the items below N are untouched, the prompt holds what the
-flags allow and titles only as quoted data, and a failing backend still gets an answer."""
+flags allow and titles only as quoted data, letters the backend gives no score follow the scored
+ones in fused order, a failing backend still gets an answer, and the ranking prompt is stored with
+the turn (also in a database made before it was kept)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import json
 import math
 import re
 import socket
+import sqlite3
 from dataclasses import replace
 
 import httpx
@@ -106,10 +109,14 @@ def test_the_llm_orders_the_fused_top_n_by_its_letter_scores(ranking_service, se
     assert pre["llm"]["used"] is False and isinstance(pre["llm"]["rank_prompt"], str)
     assert len(_candidate_lines(pre["llm"]["rank_prompt"])) == N
     assert any("without the LLM's query" in n for n in pre["notes"])
-    # What is stored is unchanged: the query prompt, and the returned order.
+    # What is stored: the query prompt, the ranking prompt and the returned order (no ranking prompt
+    # for the turn the LLM did not rank).
     with httpx.Client(base_url=url, timeout=60) as c:
         turn = c.get(f"/chat/{ranked['conversation_id']}").json()["turns"][0]
+        plain_turn = c.get(f"/chat/{plain['conversation_id']}").json()["turns"][0]
     assert turn["prompt"] == ranked["llm"]["prompt"] and [x["item_id"] for x in turn["items"]] == _ids(ranked)
+    assert turn["rank_prompt"] == prompt
+    assert plain_turn["rank_prompt"] is None and plain_turn["prompt"] == plain["llm"]["prompt"]
 
 
 def test_an_instruction_in_a_title_is_quoted_data_in_the_ranking_prompt(ranking_service):
@@ -196,3 +203,119 @@ def test_a_failing_llm_still_answers_in_fused_order_with_a_note(pop_dir, db_url)
     lines = _candidate_lines(pre["llm"]["rank_prompt"])
     assert [f'({L}) "{clean(x["title"], 16)}"' for L, x in zip(letters(N), body["items"])] == lines
     assert not any("LLM" in x["explanation"]["text"] for x in body["items"])
+
+
+def test_letters_outside_the_servers_top_logprobs_follow_the_scored_ones_in_fused_order(pop_dir, serve_split,
+                                                                                         tmp_path):
+    """A real OpenAI-compatible server lists only its top ``max_top_logprobs`` next tokens, and the
+    backend gives the letters not listed ``-inf``. With the list cut just below the second-best
+    letter, two of the N letters are scored: they lead, by score; the other three keep the fused order."""
+    from genrec.llm.http import OpenAIBackend
+    from genrec.llm.server import create_app as llm_app
+    from genrec.models.rerank.backends import scratch_backend
+    from genrec.serve.app import create_app
+
+    llm = Server(llm_app(scratch_backend(serve_split.catalog.titles[:300])))
+    app = create_app(pop_dir, f"sqlite:///{tmp_path / 'genrec.db'}",
+                     chat=ChatConfig(backend=f"openai:{llm.url}/v1#scratch", llm_rank=N))
+    svc = Server(app)
+    req = {"message": "a lavender shampoo", "k": 7}
+    try:
+        with httpx.Client(base_url=svc.url, timeout=120) as c:
+            # The server's 20 top tokens hold none of the letters here: the answer is the fused order.
+            fused_body = c.post("/chat", json=req).json()
+            prompt = fused_body["llm"]["rank_prompt"]
+            assert fused_body["notes"][-1].startswith("the LLM gave no score for any candidate letter")
+            # Where the letters are among the server's top 100 next tokens (its most).
+            top = httpx.post(f"{llm.url}/v1/chat/completions", timeout=60, json={
+                "model": "scratch", "messages": prompt, "max_tokens": 1, "temperature": 0.0, "logprobs": True,
+                "top_logprobs": 100}).json()["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            listed = sorted(n for n, t in enumerate(top) if t["token"] in letters(N))
+            assert len(listed) >= 2, f"the scratch model lists fewer than 2 letters in its top 100: {listed}"
+            app.state.chat.llm.max_top_logprobs = listed[1] + 1  # the best two letters in, the rest out
+            body = c.post("/chat", json=req).json()
+        assert body["llm"]["rank_prompt"] == prompt  # the same candidates, so the same letters to score
+        scores = OpenAIBackend(f"{llm.url}/v1", "scratch", max_top_logprobs=listed[1] + 1) \
+            .next_token_scores([prompt], letters(N))[0]
+        scored = [j for j, s in enumerate(scores) if math.isfinite(s)]
+        assert len(scored) == 2
+        fused = _ids(fused_body)
+        want = sorted(scored, key=lambda j: -scores[j]) + [j for j in range(N) if j not in scored]
+        assert want != list(range(N))  # (the scored letters are not simply the first two)
+        assert _ids(body) == [fused[j] for j in want] + fused[N:]
+        assert [n for n in body["notes"] if "gave no score" in n] == [
+            f"the LLM gave no score for 3 of {N} candidate letters; those candidates follow the scored ones, "
+            f"in the fused order"]
+        assert body["ranking"].startswith(
+            f"the LLM re-ordered the top {N} by verbalizer scores (the log-probability of each candidate's letter "
+            f"as the next token after llm.rank_prompt, one forward pass; ties keep the fused order; 3 unscored "
+            f"kept in fused order below); the fused order before that")
+        said = [x["explanation"]["text"] for x in body["items"][:N]]
+        assert [s.startswith(f"The LLM placed it {p} of {N} for your request; ") for p, s in enumerate(said, 1)] \
+            == [True, True, False, False, False]
+        assert all(s.startswith("The LLM gave it no score (kept in the fused order)") for s in said[2:])
+    finally:
+        svc.stop()
+        llm.stop()
+
+
+# The tables as the version before ``chat_turns.rank_prompt`` made them in SQLite.
+OLD_SCHEMA = """
+CREATE TABLE users (user_id VARCHAR(200) NOT NULL, created_at FLOAT NOT NULL, n_events INTEGER DEFAULT '0' NOT NULL,
+    last_ts FLOAT, PRIMARY KEY (user_id));
+CREATE INDEX ix_users_last ON users (last_ts, user_id);
+CREATE TABLE events (id INTEGER NOT NULL, user_id VARCHAR(200) NOT NULL, item_id VARCHAR(200) NOT NULL,
+    ts FLOAT NOT NULL, received_at FLOAT NOT NULL, client_id VARCHAR(200), PRIMARY KEY (id),
+    FOREIGN KEY(user_id) REFERENCES users (user_id) ON DELETE CASCADE);
+CREATE INDEX ix_events_user_ts ON events (user_id, ts, id);
+CREATE UNIQUE INDEX ux_events_client_id ON events (client_id);
+CREATE TABLE items (item_id VARCHAR(200) NOT NULL, title TEXT NOT NULL, brand TEXT, categories TEXT NOT NULL,
+    text TEXT NOT NULL, origin VARCHAR(8) NOT NULL, deleted BOOLEAN NOT NULL, created_at FLOAT NOT NULL,
+    updated_at FLOAT NOT NULL, seq BIGINT DEFAULT '0' NOT NULL, PRIMARY KEY (item_id));
+CREATE INDEX ix_items_seq ON items (seq);
+CREATE TABLE catalog_seq (id INTEGER NOT NULL, seq BIGINT NOT NULL, PRIMARY KEY (id));
+CREATE TABLE chat_conversations (id VARCHAR(64) NOT NULL, user_id VARCHAR(200), history TEXT,
+    n_turns INTEGER DEFAULT '0' NOT NULL, created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, PRIMARY KEY (id));
+CREATE TABLE chat_turns (id INTEGER NOT NULL, conversation_id VARCHAR(64) NOT NULL, turn INTEGER NOT NULL,
+    message TEXT NOT NULL, queries TEXT NOT NULL, items TEXT NOT NULL, answer TEXT NOT NULL, prompt TEXT,
+    created_at FLOAT NOT NULL, PRIMARY KEY (id),
+    FOREIGN KEY(conversation_id) REFERENCES chat_conversations (id) ON DELETE CASCADE);
+CREATE UNIQUE INDEX ux_chat_turns_conv_turn ON chat_turns (conversation_id, turn);
+INSERT INTO catalog_seq VALUES (1, 0);
+"""
+
+
+def _columns(path, table: str) -> list[str]:  # noqa: ANN001
+    with sqlite3.connect(path) as c:
+        return [r[1] for r in c.execute(f"PRAGMA table_info({table})")]
+
+
+def test_a_database_of_the_previous_version_gets_the_rank_prompt_column_and_keeps_its_turns(pop_dir, tmp_path):
+    path, conv = tmp_path / "old.db", "0123456789abcdef" * 2
+    with sqlite3.connect(path) as c:
+        c.executescript(OLD_SCHEMA)
+        c.execute("INSERT INTO chat_conversations VALUES (?, NULL, NULL, 1, 1.0, 1.0)", (conv,))
+        c.execute("INSERT INTO chat_turns (conversation_id, turn, message, queries, items, answer, prompt, created_at) "
+                  "VALUES (?, 1, 'an old turn', ?, '[]', 'old answer', ?, 1.0)",
+                  (conv, json.dumps([{"query": "old", "source": "message"}]), json.dumps("the old prompt")))
+    c.close()
+    assert "rank_prompt" not in _columns(path, "chat_turns")
+    with serving(pop_dir, f"sqlite:///{path}", chat=ChatConfig(backend="scratch", llm_rank=N)) as url, \
+            httpx.Client(base_url=url, timeout=120) as c:
+        assert "rank_prompt" in _columns(path, "chat_turns")
+        body = c.post("/chat", json={"message": "lavender shampoo", "conversation_id": conv, "k": 7}).json()
+        turns = c.get(f"/chat/{conv}").json()["turns"]
+    assert body["turn"] == 2 and isinstance(body["llm"]["rank_prompt"], str)
+    # The old turn reads back as it was, with no ranking prompt; the new one with the prompt it sent.
+    assert turns[0] == {"turn": 1, "message": "an old turn", "answer": "old answer", "items": [],
+                        "queries": [{"query": "old", "source": "message"}], "prompt": "the old prompt",
+                        "rank_prompt": None}
+    assert turns[1]["rank_prompt"] == body["llm"]["rank_prompt"] and turns[1]["prompt"] == body["llm"]["prompt"]
+    with sqlite3.connect(path) as db:  # stored as JSON text, like the query prompt
+        raw = db.execute("SELECT rank_prompt FROM chat_turns WHERE turn = 2").fetchone()[0]
+    db.close()
+    assert json.loads(raw) == body["llm"]["rank_prompt"]
+    # A second start finds the column there (nothing added twice) and reads both turns the same.
+    with serving(pop_dir, f"sqlite:///{path}", chat=ChatConfig(backend="scratch", llm_rank=N)) as url:
+        assert httpx.get(f"{url}/chat/{conv}", timeout=60).json()["turns"] == turns
+    assert _columns(path, "chat_turns").count("rank_prompt") == 1

@@ -1,6 +1,7 @@
 """The chat panel of the web page in real headless Chromium, against the real service with a real
-(scratch) LLM: turns with their answer, items and reasons, the exact prompt, the preview, errors,
-and untrusted text shown as text."""
+(scratch) LLM: turns with their answer, items and reasons, the exact prompts (the query prompt,
+and the ranking prompt with ``--chat-llm-rank``), the preview, errors, and untrusted text shown as
+text."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def test_chat_panel_shows_answers_items_reasons_and_the_prompt(browser, pop_dir,
         sent = turn.locator("pre.prompt").inner_text()
         assert "lavender shampoo" in sent and "erin-42" not in sent
         assert sent == preview.split("\n\n", 1)[1]  # the preview showed what was then sent
+        assert turn.locator(".rank-prompt-details").count() == 0  # the LLM does not rank here
 
         # A second turn continues the conversation; a too-long message is a clear 422 in the panel.
         page.evaluate("document.getElementById('chat').dataset.state = ''")
@@ -62,6 +64,38 @@ def test_chat_panel_shows_answers_items_reasons_and_the_prompt(browser, pop_dir,
         page.click("#chat-new")
         assert page.locator("#chat-log li.turn").count() == 0
 
+        assert dialogs == [] and errors == []
+        assert page.evaluate("window.__xss === undefined")
+        assert page.locator("#chat img, #chat script").count() == 0
+        page.close()
+
+
+def test_chat_panel_shows_the_ranking_prompt_when_the_llm_ranks(browser, pop_dir, db_url):  # noqa: F811
+    """With ``llm_rank`` the turn has a second collapsible holding exactly the ranking prompt the
+    answer returned, the markup of the message it quotes shown as text; the preview shows it too."""
+    with serving(pop_dir, db_url, chat=ChatConfig(backend="scratch", llm_rank=5)) as url:
+        page, dialogs, errors = watched_page(browser, url + "/", 1200)
+        wait_for_text(page, "#chat-info", "scratch")
+        page.fill("#chat-message", EVIL)
+        page.click("#chat-preview")
+        page.wait_for_selector("#chat[data-state=preview]")
+        preview = page.locator("#chat-preview-box").inner_text()
+        assert "Then the ranking prompt (for the candidates found without the LLM's query):" in preview
+
+        with page.expect_response(lambda r: r.url.endswith("/chat") and r.request.method == "POST") as got:
+            page.click("#chat-send")
+        page.wait_for_selector("#chat[data-state=done]", timeout=60_000)
+        ranked = got.value.json()["llm"]["rank_prompt"]
+        assert isinstance(ranked, str) and "<img src=x onerror" in ranked  # the message, quoted
+        turn = page.locator("#chat-log li.turn").first
+        box = turn.locator("details.rank-prompt-details")
+        assert box.locator("summary").inner_text() == "Ranking prompt given to the in-process LLM"
+        assert not box.locator("pre.rank-prompt").is_visible()  # collapsed until opened
+        box.locator("summary").click()
+        assert box.locator("pre.rank-prompt").inner_text() == ranked
+        # The preview's ranking prompt is the same kind (its candidates can differ: no LLM query then).
+        shown = preview.split("Then the ranking prompt (for the candidates found without the LLM's query):\n\n")[1]
+        assert shown.split("(A) ")[0] == ranked.split("(A) ")[0] and "(E) " in shown
         assert dialogs == [] and errors == []
         assert page.evaluate("window.__xss === undefined")
         assert page.locator("#chat img, #chat script").count() == 0

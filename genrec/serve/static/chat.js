@@ -1,4 +1,5 @@
-// The chat panel: POST /chat turns, their items and reasons, and the exact prompt sent to the LLM.
+// The chat panel: POST /chat turns, their items and reasons, and the exact prompts sent to the LLM
+// (the query prompt, and the ranking prompt when the LLM re-orders the candidates).
 // Uses el(), api(), $() and saveToken() from app.js. Data goes in through textContent only.
 "use strict";
 
@@ -29,6 +30,16 @@ function promptBox(llm) {
     el("pre", {class: "prompt"}, text));
 }
 
+function rankPromptBox(llm) {
+  // The ranking prompt (--chat-llm-rank): the candidates the LLM re-ordered, as it got them.
+  const text = promptText(llm.rank_prompt);
+  if (text === null) return null;
+  const where = llm.remote ? "sent to the LLM server" : "given to the in-process LLM";
+  return el("details", {class: "prompt-details rank-prompt-details"},
+    el("summary", {}, `Ranking prompt ${where}`),
+    el("pre", {class: "prompt rank-prompt"}, text));
+}
+
 function chatItem(it) {
   return el("li", {class: "item", "data-item-id": it.item_id},
     el("span", {class: "rank"}, it.rank),
@@ -47,7 +58,8 @@ function renderTurn(message, data) {
       el("div", {class: "chat-queries"}, "searched for ", queries),
       el("ol", {class: "items"}, ...data.items.map(chatItem)),
       data.notes.length ? el("ul", {class: "notes"}, ...data.notes.map((n) => el("li", {}, n))) : null,
-      promptBox(data.llm)));
+      promptBox(data.llm),
+      rankPromptBox(data.llm)));
   $("chat-log").append(li);
   li.scrollIntoView({block: "nearest"});
 }
@@ -85,8 +97,10 @@ async function chatPreview() {
   try {
     const data = await api("POST", "/chat/preview", chatWho({message: $("chat-message").value}));
     const text = promptText(data.llm.prompt);
-    box.textContent = text === null ? "No LLM is configured: nothing would be sent; the message is the query."
-      : `Turn ${data.turn} would send${data.llm.remote ? " to the LLM server" : ""}:\n\n${text}`;
+    const rank = promptText(data.llm.rank_prompt);
+    box.textContent = (text === null ? "No LLM is configured: nothing would be sent; the message is the query."
+      : `Turn ${data.turn} would send${data.llm.remote ? " to the LLM server" : ""}:\n\n${text}`)
+      + (rank === null ? "" : `\n\nThen the ranking prompt (for the candidates found without the LLM's query):\n\n${rank}`);
     box.hidden = false;
     $("chat").dataset.state = "preview";
   } catch (e) {
