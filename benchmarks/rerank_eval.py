@@ -49,6 +49,7 @@ CONFIGS: dict[str, tuple[str, dict, str]] = {
     "listwise": ("rerank", {"mode": "listwise"}, "small"),
     "listwise+shots3": ("rerank", {"mode": "listwise", "shots": 3}, "small"),
     "likelihood": ("rerank", {"mode": "likelihood"}, "small"),
+    "verbalizer+lora": ("rerank-lora", {"mode": "verbalizer"}, "users"),
     "verbalizer+llm-reasons": ("rerank", {"mode": "verbalizer", "explain": "llm", "explain_top": 1}, "small"),
 }
 BASE = {"mode": "verbalizer", "profile": "off", "shots": 0, "recency": False, "chat": False, "bootstrap": 0,
@@ -116,7 +117,7 @@ class Runner:
         self.model = create("llm-rerank", backend=a.backend, candidates=a.candidates, seed=a.seed,
                             batch_size=a.batch_size, retriever_valid_users=a.valid_users).fit(self.sp)
         self.fit_seconds = {"itemknn+llm": round(time.perf_counter() - t, 1)}
-        self._sasrec = None
+        self._sasrec = self._lora = None
         self.catalog_ids = sorted(it.id for it in self.sp.catalog)
         from collections import Counter
 
@@ -131,6 +132,23 @@ class Runner:
                                   threads=self.a.threads).fit(self.sp)
             self.fit_seconds["sasrec"] = round(time.perf_counter() - t, 1)
         return self._sasrec
+
+    def lora(self):
+        """The LoRA-trained re-ranker saved by benchmarks/rerank_lora.py --model-dir (``--lora-model``)."""
+        if self._lora is None:
+            from genrec.models.registry import load_model
+
+            if not self.a.lora_model:
+                print("--configs verbalizer+lora needs --lora-model DIR (a model saved by benchmarks/rerank_lora.py)",
+                      file=sys.stderr)
+                sys.exit(2)
+            self._lora = load_model(self.a.lora_model)
+            if self._lora.retriever != "itemknn" or self._lora.candidates != self.a.candidates:
+                print(f"--lora-model {self.a.lora_model}: its retriever/candidates differ from this run's", file=sys.stderr)
+                sys.exit(2)
+            info = self._lora.fit_info_.get("training", {})
+            self.lora_info = {"dir": self.a.lora_model, **{k: v for k, v in info.items() if k != "history"}}
+        return self._lora
 
     def retriever_selection(self) -> dict:
         from genrec.models.rerank.fitting import best_by_validation, validation_scores
@@ -151,8 +169,8 @@ class Runner:
             items = ret.recommend(hists, k=n).items
             for r, c, it in zip(rows, cases, items):
                 r.update(rank=rank_of(it, c.target), ret_pos=rank_of(it[:n], c.target) or None)
-        elif kind in ("rerank", "rerank-auto"):
-            m = self.model
+        elif kind in ("rerank", "rerank-auto", "rerank-lora"):
+            m = self.lora() if kind == "rerank-lora" else self.model
             if kind == "rerank-auto":
                 sel = self.selection
                 if sel["chosen"] != "itemknn":
@@ -214,6 +232,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--lora-model", default=None, help="verbalizer+lora: a model saved by rerank_lora.py --model-dir")
     ap.add_argument("--report-only", action="store_true", help="rewrite .json/.md from the saved rows")
     a = ap.parse_args()
     names = [x.strip() for x in a.configs.split(",") if x.strip()]
@@ -259,6 +278,9 @@ def main() -> None:
         if (name == "sasrec" or CONFIGS[name][0] == "rerank-auto") and not hasattr(R, "selection"):
             R.selection = R.retriever_selection()  # fits SASRec: done when first needed
             save_run(meta_path, run, retriever_selection=R.selection)
+        if CONFIGS[name][0] == "rerank-lora":
+            R.lora()
+            run["lora_model"] = R.lora_info
         cap = a.users if CONFIGS[name][2] == "users" else min(a.small_users, a.users)
         todo = [c for c in R.sample[:cap] if c.user not in done.get(name, set())]
         print(f"{name}: {len(todo)} of {cap} users to do", flush=True)

@@ -108,6 +108,12 @@ def markdown(s: dict) -> str:
                  f"{m.get('cpu', m.get('processor'))} ({m.get('cpus')} cores, bf16 {m.get('bf16', '?')}), "
                  f"{r.get('threads')} torch thread(s), load average at start {r.get('load_average_start')}, "
                  f"last {r.get('load_average_now')}, wall {r.get('wall_seconds')} s, fit {r.get('fit_seconds')}")
+        lo = r.get("lora_model")
+        if lo:
+            L.append(f"  - verbalizer+lora: the model saved in `{lo.get('dir')}` by benchmarks/rerank_lora.py: "
+                     f"{lo.get('train_users')} training users, {lo.get('steps')} steps, {lo.get('train_seconds')} s, "
+                     f"stop {lo.get('stop_reason')}, best validation NDCG@10 {lo.get('best_valid')}, adapter kept "
+                     f"{lo.get('adapter_kept')} (when not kept, the row is the zero-shot model)")
     if runs and runs[-1].get("split"):
         L += ["", f"Split: {runs[-1]['split']}"]
     sel = s.get("retriever_selection")
