@@ -184,8 +184,9 @@ def evaluate_one(a) -> None:
         if a.baseline == "itemknn" and not params:
             params = {"neighbors": 500, "shrinkage": 20.0, "recency_decay": 0.7, "fill_popular": True}
         model = create(a.baseline, **params).fit(sp)
-    rep = evaluate(model, sp, ks=(10, 20, 40), max_cases=a.test_users or None, seed=a.seed, progress=False)
+    rep = evaluate(model, sp, ks=(10, 20, 40), max_cases=a.test_users or None, seed=a.seed, progress=True)
     row = {**_stamp(), "model_dir": a.model_dir, "baseline": a.baseline, "test_users": a.test_users,
+           "users_evaluated": len(rep.per_case),
            "metrics": {k: round(float(v), 4) for k, v in rep.table.items() if k.startswith(("recall", "ndcg"))}}
     if hasattr(model, "generate_queries"):
         import numpy as np
@@ -259,7 +260,8 @@ def render(path: Path) -> None:
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, r in ev.items():
             dv = r.get("diversity") or {}
-            out.append(f"| {name} | {r['test_users']} | " + " | ".join(_m(r, f"{m}@{k}") for m in ("recall", "ndcg") for k in (10, 20, 40))
+            users = r.get("users_evaluated") or r["test_users"] or "all"
+            out.append(f"| {name} | {users} | " + " | ".join(_m(r, f"{m}@{k}") for m in ("recall", "ndcg") for k in (10, 20, 40))
                        + f" | {dv.get('distinct_content_words', '-')} | {dv.get('distinct_share', '-')} | "
                        f"{dv.get('verbatim_title_share', '-')} | {r['wall_seconds'] / 60:.1f} | {r['load_average'][0]} |")
         out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in ev.values()), ""]
