@@ -64,11 +64,6 @@ def genre_request(genres: Sequence[str]) -> str:
     return f"{'an' if text[0] in 'aeiou' else 'a'} {text} movie"
 
 
-def rank_of(ids: Sequence[str], target: str) -> int:
-    """1-based place of ``target`` in ``ids``; 0 when absent."""
-    return ids.index(target) + 1 if target in ids else 0
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, default=200, help="test users in the seeded sample (U)")
@@ -117,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import torch
 
     from chat_turns import in_process
+    from rerank_eval import rank_of
 
     from genrec.eval.runcard import load_average, machine, package_versions
     from genrec.models.registry import create

@@ -146,9 +146,12 @@ class Runner:
             if self._lora.retriever != "itemknn" or self._lora.candidates != self.a.candidates:
                 print(f"--lora-model {self.a.lora_model}: its retriever/candidates differ from this run's", file=sys.stderr)
                 sys.exit(2)
-            info = self._lora.fit_info_.get("training", {})
-            self.lora_info = {"dir": self.a.lora_model, **{k: v for k, v in info.items() if k != "history"}}
         return self._lora
+
+    def lora_summary(self) -> dict:
+        """The LoRA model's folder and training summary (without the per-evaluation history), for the runs file."""
+        info = self.lora().fit_info_.get("training", {})
+        return {"dir": self.a.lora_model, **{k: v for k, v in info.items() if k != "history"}}
 
     def retriever_selection(self) -> dict:
         from genrec.models.rerank.fitting import best_by_validation, validation_scores
@@ -241,6 +244,7 @@ def main() -> None:
         print(f"--configs: unknown {', '.join(bad)}; choose from {', '.join(CONFIGS)}", file=sys.stderr)
         sys.exit(2)
     out = Path(a.out or f"benchmarks/results/rerank_eval_{a.dataset}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows_path = out.with_suffix(".cases.jsonl")
     meta_path = out.with_suffix(".runs.json")
     from rerank_eval_report import write_report
@@ -269,18 +273,20 @@ def main() -> None:
             r = json.loads(line)
             done.setdefault(r["config"], set()).add(r["user"])
 
-    def save_meta() -> None:
+    def publish() -> None:
+        """The run's entry and the pages from all rows so far (after every config)."""
         run["load_average_now"] = load_average()
         run["wall_seconds"] = round(time.perf_counter() - t_all, 1)
         save_run(meta_path, run)
+        with locked(meta_path):
+            write_report(out, rows_path, meta_path)
 
     for name in names:
         if (name == "sasrec" or CONFIGS[name][0] == "rerank-auto") and not hasattr(R, "selection"):
             R.selection = R.retriever_selection()  # fits SASRec: done when first needed
             save_run(meta_path, run, retriever_selection=R.selection)
         if CONFIGS[name][0] == "rerank-lora":
-            R.lora()
-            run["lora_model"] = R.lora_info
+            run["lora_model"] = R.lora_summary()
         cap = a.users if CONFIGS[name][2] == "users" else min(a.small_users, a.users)
         todo = [c for c in R.sample[:cap] if c.user not in done.get(name, set())]
         print(f"{name}: {len(todo)} of {cap} users to do", flush=True)
@@ -293,12 +299,9 @@ def main() -> None:
                 shown = time.perf_counter()
                 print(f"  {name}: {s + len(rows)}/{len(todo)} ({rows[0]['seconds']} s/user, load {load_average()})",
                       flush=True)
-        save_meta()
-        with locked(meta_path):
-            write_report(out, rows_path, meta_path)
-    save_meta()
-    with locked(meta_path):
-        write_report(out, rows_path, meta_path)
+        publish()
+    if not names:
+        publish()
 
 
 if __name__ == "__main__":

@@ -21,13 +21,20 @@ function promptText(prompt) {
   return prompt.map((m) => `[${m.role}]\n${m.content}`).join("\n\n");
 }
 
+function promptDetails(summary, text, kind = "") {
+  // A collapsed box holding a prompt exactly as the LLM got it; `kind` adds "<kind>" to the <pre>
+  // and "<kind>-details" to the box.
+  const extra = kind ? ` ${kind}` : "";
+  return el("details", {class: `prompt-details${kind ? ` ${kind}-details` : ""}`},
+    el("summary", {}, summary),
+    el("pre", {class: `prompt${extra}`}, text));
+}
+
 function promptBox(llm) {
   const text = promptText(llm.prompt);
   const where = llm.remote ? "sent to the LLM server (it left this service)" : "given to the in-process LLM";
   if (text === null) return el("p", {class: "muted small"}, "No LLM: your message itself was the search query.");
-  return el("details", {class: "prompt-details"},
-    el("summary", {}, `Prompt ${where}`),
-    el("pre", {class: "prompt"}, text));
+  return promptDetails(`Prompt ${where}`, text);
 }
 
 function rankPromptBox(llm) {
@@ -35,9 +42,7 @@ function rankPromptBox(llm) {
   const text = promptText(llm.rank_prompt);
   if (text === null) return null;
   const where = llm.remote ? "sent to the LLM server" : "given to the in-process LLM";
-  return el("details", {class: "prompt-details rank-prompt-details"},
-    el("summary", {}, `Ranking prompt ${where}`),
-    el("pre", {class: "prompt rank-prompt"}, text));
+  return promptDetails(`Ranking prompt ${where}`, text, "rank-prompt");
 }
 
 function chatItem(it) {
