@@ -228,7 +228,7 @@ def train(model: str = typer.Option(..., "--model", "-m"), dataset: str = Datase
     sp = _load_split(dataset, data_dir, split, preprocess, seed, min_rating=min_rating, quiet=not main_rank)
     m, secs = _fit(built, sp)
     if not main_rank:
-        return
+        distributed.exit_worker()
     m.save(out)
     typer.echo(f"trained {model} in {secs:.1f} s; saved to {out}", err=True)
     if evaluate_after:
