@@ -37,11 +37,11 @@ STOP = set("the and for with you your from this that are all new not one two set
            "inch inches ounce ounces fluid fl oz ml piece pieces pcs".split())
 
 
-def _split(dataset: str, seed: int):
+def _split(dataset: str, seed: int, cold_items: float = 0.0):
     from genrec.experiments.config import DataConfig
     from genrec.experiments.recipe import load_split
 
-    return load_split(DataConfig(**{**DATA, "dataset": dataset}), seed=seed)
+    return load_split(DataConfig(**{**DATA, "dataset": dataset, "cold_items": cold_items}), seed=seed)
 
 
 def _stamp() -> dict:
@@ -130,7 +130,7 @@ def fit(a) -> None:
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    sp = _split(a.dataset, a.seed)
+    sp = _split(a.dataset, a.seed, a.cold_items)
     available = len(sp.train)
     if a.train_users and a.train_users < available:
         import numpy as np
@@ -145,7 +145,7 @@ def fit(a) -> None:
               "checkpoint_dir": a.checkpoint_dir, **parse_params(a.param, "gpt4rec")}
     model = GPT4Rec(**params).fit(sp)
     model.save(a.save_dir)
-    _update(a.dataset, "fits", a.name, {**_stamp(), "params": params, "save_dir": a.save_dir,
+    _update(a.dataset, "fits", a.name, {**_stamp(), "params": params, "save_dir": a.save_dir, "cold_items": a.cold_items,
                                         "train_users": len(sp.train), "train_users_available": available,
                                         "fit_info": model.fit_info_, "adapt": getattr(model, "adapt_info_", None),
                                         "train_history": model.train_history_, "tokens_per_s": getattr(model, "train_tokens_per_s_", 0.0),
@@ -175,7 +175,9 @@ def evaluate_one(a) -> None:
 
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    sp = _split(a.dataset, a.seed)
+    sp = _split(a.dataset, a.seed, a.cold_items)
+    if a.cold_items:  # the model (fitted on this split) never saw these targets in training
+        sp = sp.cold_view()
     if a.model_dir:
         model = load_model(a.model_dir)
         model.num_queries = 10
@@ -186,6 +188,7 @@ def evaluate_one(a) -> None:
         model = create(a.baseline, **params).fit(sp)
     rep = evaluate(model, sp, ks=(10, 20, 40), max_cases=a.test_users or None, seed=a.seed, progress=True)
     row = {**_stamp(), "model_dir": a.model_dir, "baseline": a.baseline, "test_users": a.test_users,
+           "cold_items": a.cold_items,
            "users_evaluated": len(rep.per_case),
            "metrics": {k: round(float(v), 4) for k, v in rep.table.items() if k.startswith(("recall", "ndcg"))}}
     if hasattr(model, "generate_queries"):
@@ -213,6 +216,28 @@ NOTES = "<!-- hand-written notes below this line are kept when the page is rende
 def _m(row: dict, key: str) -> str:
     v = row.get("metrics", {}).get(key)
     return "-" if v is None else f"{v:.4f}"
+
+
+def _quality_section(title: str, intro: str, ev: dict) -> list[str]:
+    out = [f"## {title}", "",
+           intro + "m = 10 queries per user, merged separately for each K (as GPT4Rec's evaluation); baselines fitted on "
+           "all training users. Query diversity on a seeded sample of test users: distinct content words "
+           "(3+ letters, minus stop and unit words) across a user's 10 queries, their share of all content words, "
+           "and the share of queries that are a catalog title verbatim.", "",
+           "| model | test users | R@10 | R@20 | R@40 | N@10 | N@20 | N@40 | distinct words | distinct share | verbatim titles | eval wall (min) | load |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in ev.items():
+        dv = r.get("diversity") or {}
+        users = r.get("users_evaluated") or r["test_users"] or "all"
+        out.append(f"| {name} | {users} | " + " | ".join(_m(r, f"{m}@{k}") for m in ("recall", "ndcg") for k in (10, 20, 40))
+                   + f" | {dv.get('distinct_content_words', '-')} | {dv.get('distinct_share', '-')} | "
+                   f"{dv.get('verbatim_title_share', '-')} | {r['wall_seconds'] / 60:.1f} | {r['load_average'][0]} |")
+    out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in ev.values()), ""]
+    for name, r in ev.items():
+        for e in r.get("examples", [])[:2]:
+            out.append(f"- {name}: history (last 3) {' | '.join(e['history'])} -> target {e['target']}; queries: "
+                       + " | ".join(e["queries"][:5]))
+    return out + [""]
 
 
 def render(path: Path) -> None:
@@ -250,26 +275,16 @@ def render(path: Path) -> None:
                     f"  Levers: {json.dumps({k: v for k, v in (f.get('adapt') or {}).items() if k != 'name'})}"]
         out.append("")
     ev = d.get("eval", {})
-    if ev:
-        out += ["## Quality on the same seeded test users", "",
-                "m = 10 queries per user, merged separately for each K (as GPT4Rec's evaluation); baselines fitted on "
-                "all training users. Query diversity on a seeded sample of test users: distinct content words "
-                "(3+ letters, minus stop and unit words) across a user's 10 queries, their share of all content words, "
-                "and the share of queries that are a catalog title verbatim.", "",
-                "| model | test users | R@10 | R@20 | R@40 | N@10 | N@20 | N@40 | distinct words | distinct share | verbatim titles | eval wall (min) | load |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        for name, r in ev.items():
-            dv = r.get("diversity") or {}
-            users = r.get("users_evaluated") or r["test_users"] or "all"
-            out.append(f"| {name} | {users} | " + " | ".join(_m(r, f"{m}@{k}") for m in ("recall", "ndcg") for k in (10, 20, 40))
-                       + f" | {dv.get('distinct_content_words', '-')} | {dv.get('distinct_share', '-')} | "
-                       f"{dv.get('verbatim_title_share', '-')} | {r['wall_seconds'] / 60:.1f} | {r['load_average'][0]} |")
-        out += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in ev.values()), ""]
-        for name, r in ev.items():
-            for e in r.get("examples", [])[:2]:
-                out.append(f"- {name}: history (last 3) {' | '.join(e['history'])} -> target {e['target']}; queries: "
-                           + " | ".join(e["queries"][:5]))
-        out.append("")
+    warm = {k: r for k, r in ev.items() if not r.get("cold_items")}
+    cold = {k: r for k, r in ev.items() if r.get("cold_items")}
+    if warm:
+        out += _quality_section("Quality on the same seeded test users", "", warm)
+    if cold:
+        out += _quality_section(
+            "Cold start: test users whose target was held out of training",
+            "Split with `cold_items` (a seeded share of items never appears in any training sequence or "
+            "history, only as a target; `--cold-items`); every row, LM and baseline, was fitted on that split, "
+            "and only the test users whose target is a held-out item are ranked. ", cold)
     write_keeping_notes(path.with_suffix(".md"), "\n".join(out) + "\n", NOTES)
 
 
@@ -294,7 +309,12 @@ def main() -> None:
     ap.add_argument("--save-dir", default=None)
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--baseline", default=None)
+    ap.add_argument("--cold-items", type=float, default=0.0,
+                    help="fit/eval: hold this share of items out of training (cold_items split); eval then ranks "
+                         "only the test users whose target is a held-out item")
     a = ap.parse_args()
+    if not 0.0 <= a.cold_items < 1.0:
+        ap.error("--cold-items must be in [0, 1)")
     if a.mode == "speed":
         speed(a)
     elif a.mode == "fit":
