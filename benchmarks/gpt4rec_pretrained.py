@@ -53,10 +53,15 @@ def _stamp() -> dict:
 
 
 def _update(dataset: str, section: str, key: str, value) -> None:
+    """Add one part to the results JSON, under a lock: runs of this script may share the file."""
+    import fcntl
+
     path = OUT / f"gpt4rec_pretrained_{dataset}.json"
-    d = json.loads(path.read_text()) if path.is_file() else {}
-    d.setdefault(section, {})[key] = value
-    path.write_text(json.dumps(d, indent=1, default=str) + "\n")
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        d = json.loads(path.read_text()) if path.is_file() else {}
+        d.setdefault(section, {})[key] = value
+        path.write_text(json.dumps(d, indent=1, default=str) + "\n")
 
 
 # -- speed ---------------------------------------------------------------------------------------------
@@ -181,6 +186,8 @@ def evaluate_one(a) -> None:
     if a.model_dir:
         model = load_model(a.model_dir)
         model.num_queries = 10
+        if a.decode:
+            model.decode = a.decode
     else:
         params = parse_params(a.param, a.baseline)
         if a.baseline == "itemknn" and not params:
@@ -188,7 +195,7 @@ def evaluate_one(a) -> None:
         model = create(a.baseline, **params).fit(sp)
     rep = evaluate(model, sp, ks=(10, 20, 40), max_cases=a.test_users or None, seed=a.seed, progress=True)
     row = {**_stamp(), "model_dir": a.model_dir, "baseline": a.baseline, "test_users": a.test_users,
-           "cold_items": a.cold_items,
+           "cold_items": a.cold_items, "decode": getattr(model, "decode", None),
            "users_evaluated": len(rep.per_case),
            "metrics": {k: round(float(v), 4) for k, v in rep.table.items() if k.startswith(("recall", "ndcg"))}}
     if hasattr(model, "generate_queries"):
@@ -309,6 +316,8 @@ def main() -> None:
     ap.add_argument("--save-dir", default=None)
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--baseline", default=None)
+    ap.add_argument("--decode", choices=("beam", "branch", "greedy", "sample"), default=None,
+                    help="eval --model-dir: decode the m queries this way instead of the saved model's setting")
     ap.add_argument("--cold-items", type=float, default=0.0,
                     help="fit/eval: hold this share of items out of training (cold_items split); eval then ranks "
                          "only the test users whose target is a held-out item")
