@@ -10,6 +10,11 @@ and what the adapted model gives, against the scratch LM and the baselines on th
     # evaluate a saved model, or a registered baseline, on the seeded test sample
     python benchmarks/gpt4rec_pretrained.py eval --name smol8-lora --model-dir /tmp/gptpt/model-smol8 --test-users 300
     python benchmarks/gpt4rec_pretrained.py eval --name itemknn --baseline itemknn --test-users 300
+    # cold start: fit and evaluate on the split that keeps 10% of items out of training (same flag both times)
+    python benchmarks/gpt4rec_pretrained.py fit --cold-items 0.1 --name smol-cold ... --save-dir /tmp/gptpt/model-cold
+    python benchmarks/gpt4rec_pretrained.py eval --cold-items 0.1 --test-users 0 --name smol-cold --model-dir /tmp/gptpt/model-cold
+    # the same saved model with sampled queries instead of beam search
+    python benchmarks/gpt4rec_pretrained.py eval --decode sample --name smol8-sample --model-dir /tmp/gptpt/model-smol8
     python benchmarks/gpt4rec_pretrained.py render
 
 Every step adds its part (command, machine, load, wall time) to
