@@ -59,11 +59,10 @@ def _stamp() -> dict:
 
 def _update(dataset: str, section: str, key: str, value) -> None:
     """Add one part to the results JSON, under a lock: runs of this script may share the file."""
-    import fcntl
+    from rerank_eval import locked
 
     path = OUT / f"gpt4rec_pretrained_{dataset}.json"
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locked(path):
         d = json.loads(path.read_text()) if path.is_file() else {}
         d.setdefault(section, {})[key] = value
         path.write_text(json.dumps(d, indent=1, default=str) + "\n")
@@ -301,6 +300,8 @@ def render(path: Path) -> None:
 
 
 def main() -> None:
+    from genrec.lm.generate import MODES  # torch-free: the decoding modes GPT4Rec accepts
+
     ap = argparse.ArgumentParser()
     ap.add_argument("mode", choices=("speed", "fit", "eval", "render"))
     ap.add_argument("--dataset", default="amazon-beauty")
@@ -321,7 +322,7 @@ def main() -> None:
     ap.add_argument("--save-dir", default=None)
     ap.add_argument("--model-dir", default=None)
     ap.add_argument("--baseline", default=None)
-    ap.add_argument("--decode", choices=("beam", "branch", "greedy", "sample"), default=None,
+    ap.add_argument("--decode", choices=MODES, default=None,
                     help="eval --model-dir: decode the m queries this way instead of the saved model's setting")
     ap.add_argument("--cold-items", type=float, default=0.0,
                     help="fit/eval: hold this share of items out of training (cold_items split); eval then ranks "
